@@ -1,6 +1,12 @@
 import { type Kysely, sql } from 'kysely';
 import { z } from 'zod';
-import type { AddOnRow, Database, InvoiceRow, SubscriptionRow } from '../db/schema.ts';
+import type {
+  AddOnRow,
+  CancellationRefundType,
+  Database,
+  InvoiceRow,
+  SubscriptionRow,
+} from '../db/schema.ts';
 import { ConflictError } from '../errors.ts';
 import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 import { getAddOn } from './add-ons.ts';
@@ -363,24 +369,46 @@ function inPeriodHolding(subscription: SubscriptionRow, plan: Plan, at: Date): S
 }
 
 /**
- * Whether `subscription`'s scheduled cancellation (`cancel_at`) was scheduled while its add-on charge
- * pending since `at` (`add_on_charge_at`) could not be made, and so left it pending: its
- * `subscription.cancellation_scheduled` activity, the latest, says `add_on_charge_pending` since `at`
- * (cancellation.ts `cancelLocked`). False without a scheduled cancellation.
+ * A cancellation scheduled for a subscription with an add-on charge pending: its moment (`at`, the
+ * `cancel_at` it set), the refund it gave when scheduled for the time from `at` (`refundType`), and
+ * whether it was scheduled while the charge was pending and could not be made (`whilePending`), or
+ * before the charge was pending (a charge made then is to `at`, whatever its refund: `servedUntil`).
+ */
+interface ScheduledCancellation {
+  at: Date;
+  refundType: CancellationRefundType;
+  whilePending: boolean;
+}
+
+/**
+ * The cancellation scheduled for `subscription`, whose add-on charge is pending since `at`
+ * (`add_on_charge_at`): its `subscription.cancellation_scheduled` activity, the latest, with the `at`
+ * and `refund_type` it was scheduled with; `whilePending` when it says `add_on_charge_pending` since
+ * `at` (cancellation.ts `cancelLocked` tried the charge and left it), else it was scheduled before
+ * the charge was pending (one scheduled after would have tried it: made, nothing is pending; left,
+ * it says so). Whether still in force (`cancel_at`) or replaced since by a cancellation now (which
+ * clears `cancel_at` and stores its own refund): its `cancel_at` bounded a charge made while it was
+ * in force, and the refund it gave when scheduled was given all the same. Null without one.
  */
 async function scheduledWhilePending(
   trx: Kysely<Database>,
   subscription: SubscriptionRow,
   at: Date,
-): Promise<boolean> {
-  if (subscription.cancel_at === null) return false;
+): Promise<ScheduledCancellation | null> {
+  if (subscription.cancel_at === null && subscription.status !== 'CANCELLED') return null;
   const row = await activitiesOf(trx, subscription.id)
-    .select(sql<string | null>`data->'add_on_charge_pending'->>'since'`.as('since'))
+    .select([
+      sql<string | null>`data->'add_on_charge_pending'->>'since'`.as('since'),
+      sql<string | null>`data->>'at'`.as('at'),
+      sql<CancellationRefundType | null>`data->>'refund_type'`.as('refund_type'),
+    ])
     .where('action', '=', 'subscription.cancellation_scheduled')
     .orderBy('sequence', 'desc')
     .limit(1)
     .executeTakeFirst();
-  return row?.since != null && new Date(row.since).getTime() === at.getTime();
+  if (!row || row.at == null || row.refund_type == null) return null;
+  const whilePending = row.since != null && new Date(row.since).getTime() === at.getTime();
+  return { at: new Date(row.at), refundType: row.refund_type, whilePending };
 }
 
 /**
@@ -388,15 +416,20 @@ async function scheduledWhilePending(
  * charge (`reactivationAddOnCharge`) is owed for it (pure), for what the charge would have owed had it
  * been made first (each cancellation tries it first; it is left pending only when making it fails:
  * renewal.ts `renewLocked` with `'leave'` or `'try'`).
- * - Its cancellation (`cancel_at`) scheduled while the charge was pending (`scheduled`: it tried it
- *   and left it, `scheduledWhilePending`), CANCELLED there or not yet: by its refund, given when it
- *   was scheduled for the time from `cancel_at`, as a cancellation now by its refund below (had the
+ * - A cancellation scheduled while the charge was pending (`scheduled`: it tried it and left it,
+ *   `scheduledWhilePending`) gave its refund, for the time from its `at`, when scheduled; had the
  *   charge been made first, not knowing the cancellation, it was to the period's end and that refund
- *   reached its invoice, cancellation.ts `addOnRefunds`): `prorate` to `cancel_at`; `full` nothing
- *   (null) when `cancel_at` is within the charge's period (a refund of a later period reaches none
- *   of it: to the period's end then); `none` to the period's end. PLN 2 seats × 1500 from Feb 17,
- *   cancel at Feb 25 with none: 1286 to Mar 1, where before it was 857 to Feb 25; cancel at period
- *   end with full: nothing, where before it was 1286.
+ *   reached its invoice (cancellation.ts `addOnRefunds`): `prorate` lowered it to `at`; `full` gave
+ *   it back whole (null) when `at` is within the charge's period (a refund of a later period reaches
+ *   none of it); `none` left it to the period's end. PLN 2 seats × 1500 from Feb 17, cancel at Feb 25
+ *   with none: 1286 to Mar 1; cancel at period end with full: nothing. This holds whether that
+ *   cancellation is still to come, came (CANCELLED at `cancel_at`), was overtaken by dunning's final
+ *   action, or was replaced by a cancellation now, whose refund then reaches what is left: MXN cancel
+ *   at Feb 25 with prorate, then cancelled now on Feb 23 with none: 857 to Feb 25 (made first, 1286
+ *   lowered by 429 when scheduled), where before the scheduled refund was forgotten, 1286. One
+ *   scheduled before the charge was pending and replaced by a cancellation now bounds it at its `at`
+ *   as it did while in force: BRL cancel at Feb 25 (any refund) scheduled Jan 15, cancelled now on
+ *   Feb 23 with none: 857 to Feb 25, where before 1286 to Mar 1.
  * Else one CANCELLED (at `cancelled_at`) with the charge still pending, as the ACTIVE subscription it
  * was then; any other as it is.
  * - Ended at its scheduled cancellation or term end (`cancel_at` at or before `cancelled_at`, a
@@ -410,13 +443,17 @@ async function scheduledWhilePending(
  *   when cancelled within the charge's period, else to its end (a full refund of a later period
  *   reaches none of it: SGD cancelled Mar 10 with March given back whole, the seats of Feb 17 – Mar 1
  *   still 1286, where before nothing was charged), `none` to the end of what the period serves
- *   (nothing given back).
+ *   (nothing given back); each after what a cancellation it replaced, scheduled while the charge was
+ *   pending, gave back (above).
  * - Cancelled by dunning's final action (no refund): to the end of what the period serves, as a
  *   charge made first and kept (to a later `cancel_at` scheduled before it, if any).
  * A cancellation at or before the charge's moment leaves none to charge.
  * @returns the subscription to charge for, or null when nothing is owed (a `full` refund)
  */
-function servedTo(subscription: SubscriptionRow, scheduled: boolean): SubscriptionRow | null {
+function servedTo(
+  subscription: SubscriptionRow,
+  scheduled: ScheduledCancellation | null,
+): SubscriptionRow | null {
   const {
     status,
     cancelled_at: cancelledAt,
@@ -425,21 +462,28 @@ function servedTo(subscription: SubscriptionRow, scheduled: boolean): Subscripti
     cancellation_refund_type: refundType,
     current_period_end: end,
   } = subscription;
-  if (scheduled && cancelAt) {
+  // What the refund given when a cancellation was scheduled while the charge was pending left of it:
+  // nothing (full), up to its moment (prorate), all (none, or a full refund of a later period). One
+  // scheduled before the charge was pending bounded it at its moment, whatever its refund.
+  const pendingThen = scheduled?.whilePending === true;
+  if (pendingThen && scheduled?.refundType === 'full' && end && scheduled.at <= end) return null;
+  const cut = scheduled && (!pendingThen || scheduled.refundType === 'prorate') ? scheduled.at : null;
+  if (pendingThen && cancelAt) {
     const active = { ...subscription, status: 'ACTIVE' as const };
-    if (refundType === 'prorate') return active;
-    if (refundType === 'full' && end && cancelAt <= end) return null;
-    return { ...active, cancel_at: null, cancel_at_period_end: false };
+    return cut ? { ...active, cancel_at: cut } : { ...active, cancel_at: null, cancel_at_period_end: false };
   }
   if (status !== 'CANCELLED' || !cancelledAt) return subscription;
   const served = { ...subscription, status: 'ACTIVE' as const };
   if (cancelAt && cancelAt <= cancelledAt) return { ...served, cancel_at: cancelAt };
   const byHand = cancelAt === null && effectiveAt?.getTime() === cancelledAt.getTime();
-  if (!byHand) return served;
+  // The end left by a scheduled cancellation that this cancellation now replaced (`cut`).
+  const left = cut ? { ...served, cancel_at: cut } : served;
+  if (!byHand) return left;
   // A full refund gives back the invoices of the period it cancels in: the charge's only when that is
   // the charge's period (cancelled before its end), else the charge stays owed to its period's end.
-  if (refundType === 'full') return end && cancelledAt < end ? null : served;
-  return refundType === 'prorate' ? { ...served, cancel_at: cancelledAt } : served;
+  if (refundType === 'full') return end && cancelledAt < end ? null : left;
+  if (refundType !== 'prorate') return left;
+  return { ...served, cancel_at: cut && cut < cancelledAt ? cut : cancelledAt };
 }
 
 /**

@@ -5,7 +5,7 @@ import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 import { openCustomerOnce } from './customer-status.ts';
 import { periodAt } from './periods.ts';
 import { getPlan } from './plans.ts';
-import { cadenceOf, invoicePeriod, RENEWABLE, renewLocked } from './renewal.ts';
+import { cadenceOf, DEFAULT_RENEWAL_POLICY, invoicePeriod, RENEWABLE, renewLocked } from './renewal.ts';
 
 /**
  * Fixed terms (Billby's `repeat`, seed 001): a subscription with `repeat` = n is billed for periods
@@ -94,6 +94,9 @@ export function cyclesRemaining(
  * finalized with `charge_at = now`), and stamps `settled_at` (the first settle's time). The renewals
  * afterwards find every period invoiced and only advance it, until the term ends it on time.
  * Not billed statuses (SUSPENDED, CANCELLED) and subscriptions without a term get no invoice.
+ * An add-on charge pending since a payment's reactivation whose making fails is left pending
+ * (renewal.ts `renewLocked` with `'try'`): the term is invoiced all the same and the renewal sweep
+ * makes the charge once it can.
  * @returns the subscription as it is now and the invoices made (the catch-up renewal's first)
  * @throws ConflictError `settle_scheduled_change` when a plan change is scheduled (the later periods'
  * prices are not known yet); `settle_metered_plan` when the plan has metered prices (usage is billed
@@ -120,7 +123,10 @@ export async function invoiceRemainingCycles(
       `plan ${plan.id} has metered prices, billed in arrears: the remaining cycles of a metered plan cannot be invoiced ahead`,
     );
   }
-  const renewal = await renewLocked(work, subscription, plan, now);
+  // An add-on charge pending since a payment's reactivation whose making fails is left pending
+  // ('try'), as every change by hand leaves it: the renewal sweep makes it once it can, for the period
+  // holding its moment, its own invoice, none of the term's periods invoiced here.
+  const renewal = await renewLocked(work, subscription, plan, now, DEFAULT_RENEWAL_POLICY, 'try');
   let current = renewal.subscription;
   const invoices = [...renewal.invoices];
   const repeat = current.repeat;

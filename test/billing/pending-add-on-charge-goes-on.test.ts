@@ -16,6 +16,7 @@ import {
   removeSubscriptionCoupon,
   suspendSubscription,
 } from '../../src/billing/subscriptions.ts';
+import { invoiceRemainingCycles } from '../../src/billing/terms.ts';
 import { changeTrial } from '../../src/billing/trials.ts';
 import { recordUsageEvent } from '../../src/billing/usage.ts';
 import type { Db } from '../../src/db/database.ts';
@@ -110,6 +111,104 @@ describe('a pending add-on charge that keeps failing never blocks what a person 
     ]);
     // Owed, no tax: 4000 + 5500 + 286 + 1286 + 9500 = 20572.
     expect(await ledgerIn(app, 'CHF')).toEqual({ 'receivable:customer': 20572, revenue: -20572 });
+  });
+
+  it('INR: a charge that fails after its invoice is finalized (the clearing of add_on_charge_at refused) is undone whole: Support (10.00) added on Feb 21 takes the next invoice number of the prefix, no gap, and no activity of the undone invoice is left', async () => {
+    const customer = await app.api('POST', '/v1/customers', {
+      email: 'ines@example.com',
+      invoice_prefix: 'PENDINR',
+    });
+    expect(customer.status).toBe(201);
+    const { id, mend } = await pendingChargeFailing(db, 'INR', { customer: customer.body.id });
+    // The database now takes the charge's invoice (finalized, numbered at the unit's end) but refuses
+    // what follows it, clearing the charge: the failure comes after the invoice number was asked for.
+    await mend();
+    const trigger = `charge_clear_fails_${id.replace(/[^a-z0-9]/gi, '_')}`;
+    await sql`CREATE OR REPLACE FUNCTION charge_clear_fails() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN RAISE EXCEPTION 'clearing the add-on charge refused'; END $$`.execute(db);
+    await sql`CREATE TRIGGER ${sql.raw(trigger)} BEFORE UPDATE ON subscriptions FOR EACH ROW
+      WHEN (NEW.id = ${sql.lit(id)} AND OLD.add_on_charge_at IS NOT NULL AND NEW.add_on_charge_at IS NULL)
+      EXECUTE FUNCTION charge_clear_fails()`.execute(db);
+    const counter = () =>
+      db
+        .selectFrom('invoice_number_counters')
+        .select('last_number')
+        .where('prefix', '=', 'PENDINR')
+        .executeTakeFirstOrThrow()
+        .then((r) => BigInt(r.last_number));
+    const before = await counter();
+    expect(before).toBe(2n); // January and February
+    const support = (await createAddOn(db, 'system', { name: 'Support', currency: 'INR', amount: 1000n })).id;
+    try {
+      const set = await setSubscriptionAddOn(
+        db,
+        'system',
+        id,
+        { addOnId: support, quantity: 1, proration: 'prorate_now' },
+        feb21,
+      );
+      expect(set.invoice).toMatchObject({ total: 286n, status: 'OPEN' });
+      expect(await activityData(db, id, 'subscription.add_on_set')).toMatchObject({
+        add_on_charge_pending: { since: feb17.toISOString(), error: expect.stringContaining('clearing') },
+      });
+    } finally {
+      await sql`DROP TRIGGER IF EXISTS ${sql.raw(trigger)} ON subscriptions`.execute(db);
+    }
+    // The undone charge's invoice took no number: Support's is PENDINR-000003, the counter at 3.
+    const numbers = await db
+      .selectFrom('invoices')
+      .select(['number', 'total'])
+      .where('subscription_id', '=', id)
+      .orderBy('number')
+      .execute();
+    expect(numbers).toEqual([
+      { number: 'PENDINR-000001', total: 4000n },
+      { number: 'PENDINR-000002', total: 5500n },
+      { number: 'PENDINR-000003', total: 286n },
+    ]);
+    expect(await counter()).toBe(3n);
+    // No activity (the outbound events are built from them) names an invoice that does not exist.
+    const orphans = await db
+      .selectFrom('activities')
+      .select(['action', 'resource_id'])
+      .where('resource_type', '=', 'invoice')
+      .where(({ not, exists, selectFrom }) =>
+        not(
+          exists(selectFrom('invoices').select('id').whereRef('invoices.id', '=', 'activities.resource_id')),
+        ),
+      )
+      .execute();
+    expect(orphans).toEqual([]);
+    expect(await stateOf(db, id)).toMatchObject({ add_on_charge_at: feb17 });
+    // Once it can be made, the charge takes the next number, PENDINR-000004: 1286.
+    await renewDueSubscriptions(db, 'scheduler', d('2027-02-21T00:01:00Z'));
+    const charge = await db
+      .selectFrom('invoices')
+      .select(['number', 'total'])
+      .where('subscription_id', '=', id)
+      .where('period_start', '=', feb17)
+      .executeTakeFirstOrThrow();
+    expect(charge).toEqual({ number: 'PENDINR-000004', total: 1286n });
+  });
+
+  it('KRW: settling a 12-cycle term on Feb 21 while the charge fails invoices March – December (10 × 8500) all the same; once mended the seats Feb 17 – Mar 1 are charged once, 1286', async () => {
+    const { id, mend } = await pendingChargeFailing(db, 'KRW', { repeat: 12, chargeOnly: true });
+    try {
+      // Before: refused with the charge's failure ('add-on charge refused'; a 500 through the API).
+      const settled = await inUnitOfWork(db, { actor: 'system' }, async (work) =>
+        invoiceRemainingCycles(work, (await lockSubscription(work, id))!, feb21),
+      );
+      expect(settled.invoices.map((i) => i.total)).toEqual(Array(10).fill(8500n));
+      expect(await stateOf(db, id)).toMatchObject({ status: 'ACTIVE', add_on_charge_at: feb17 });
+    } finally {
+      await mend();
+    }
+    const mended = await renewDueSubscriptions(db, 'scheduler', d('2027-02-21T00:01:00Z'));
+    expect(mended.failures.filter((f) => f.subscription === id)).toEqual([]);
+    expect((await invoicesOf(db, id)).slice(12)).toEqual([chargeInvoice(1286n, mar1)]);
+    expect((await stateOf(db, id)).add_on_charge_at).toBeNull();
+    // 4000 + 5500 + 10 × 8500 + 1286 = 95786 owed, once.
+    expect(await ledgerIn(app, 'KRW')).toEqual({ 'receivable:customer': 95786, revenue: -95786 });
   });
 
   it('DKK: the seats the charge is for, lowered 3 → 1 or raised 3 → 4 on Feb 21, are 409 add_on_charge_pending (field quantity), nothing changed; once mended 1286, and then lowered they charge nothing more', async () => {
@@ -545,6 +644,102 @@ describe('a cancellation scheduled while a pending add-on charge keeps failing',
     expect(await app.api('GET', `/v1/customers/${customer.id}`).then((r) => r.body.credit)).toEqual([
       { currency: 'CZK', amount: 5500 - 1250 },
     ]);
+  });
+
+  it('MXN: cancel at Feb 25 with a prorate refund scheduled Feb 21 (786 back to the credit), then cancelled now on Feb 23 with refund none, the charge failing at both: once mended the seats are charged Feb 17 – Feb 25, 857, not to Mar 1', async () => {
+    const { customer } = await customerWith(app);
+    const { id, mend } = await pendingChargeFailing(db, 'MXN', {
+      customer: customer.id,
+      beforeFebruary: () => downgradeCredit(app, customer.id, 'MXN', 18600),
+    });
+    const feb23 = d('2027-02-23T00:00:00Z');
+    try {
+      // 4 of February's 28 days given back: 5500 × 4/28 = 785.71 → 786.
+      const scheduled = await cancel(id, { when: 'date', cancelAt: feb25, refundType: 'prorate' }, feb21);
+      expect(scheduled.creditNotes.map((n) => n.total)).toEqual([786n]);
+      const cancelled = await cancel(id, { when: 'now', refundType: 'none' }, feb23);
+      expect(cancelled.subscription).toMatchObject({
+        status: 'CANCELLED',
+        cancelled_at: feb23,
+        cancel_at: null,
+      });
+      expect(await activityData(db, id, 'subscription.cancelled')).toMatchObject({
+        add_on_charge_pending: { since: feb17.toISOString() },
+      });
+    } finally {
+      await mend();
+    }
+    // Made first on Feb 21: 2 × 1500 × 12/28 = 1285.71 → 1286 to Mar 1, lowered by the scheduled
+    // prorate refund by its unused share from Feb 25 (1286 × 4/12 = 428.67 → 429) to 857; the
+    // cancellation now on Feb 23 with refund none gave nothing more back. Before: the scheduled
+    // cancellation's refund was forgotten once cancel-now replaced it, 1286 to Mar 1.
+    await renewDueSubscriptions(db, 'scheduler', d('2027-02-23T00:01:00Z'));
+    expect((await invoicesOf(db, id)).slice(2)).toEqual([chargeInvoice(857n, feb25)]);
+    expect((await stateOf(db, id)).add_on_charge_at).toBeNull();
+    const books = await ledgerIn(app, 'MXN');
+    expect(Object.values(books).reduce((sum, balance) => sum + balance, 0)).toBe(0);
+  });
+
+  it('ZAR: cancel at period end with a full refund scheduled Feb 21 (5500 back to the credit), then cancelled now on Feb 23 with refund none, the charge failing at both: once mended nothing is charged and the charge is cleared', async () => {
+    const { customer } = await customerWith(app);
+    const { id, mend } = await pendingChargeFailing(db, 'ZAR', {
+      customer: customer.id,
+      beforeFebruary: () => downgradeCredit(app, customer.id, 'ZAR', 18600),
+    });
+    const feb23 = d('2027-02-23T00:00:00Z');
+    try {
+      const scheduled = await cancel(id, { when: 'period_end', refundType: 'full' }, feb21);
+      expect(scheduled.creditNotes.map((n) => n.total)).toEqual([5500n]);
+      const cancelled = await cancel(id, { when: 'now', refundType: 'none' }, feb23);
+      expect(cancelled.subscription).toMatchObject({
+        status: 'CANCELLED',
+        cancelled_at: feb23,
+        cancel_at: null,
+      });
+    } finally {
+      await mend();
+    }
+    // Made first on Feb 21, the charge's OPEN invoice (1286) was voided whole by the scheduled full
+    // refund; the cancellation now with refund none took nothing back. (Its own try of the charge,
+    // with the full refund still scheduled, owes nothing and clears it: no charge left to forget.)
+    const mended = await renewDueSubscriptions(db, 'scheduler', d('2027-02-23T00:01:00Z'));
+    expect(mended.failures.filter((f) => f.subscription === id)).toEqual([]);
+    expect(await invoicesOf(db, id)).toHaveLength(2);
+    expect((await stateOf(db, id)).add_on_charge_at).toBeNull();
+  });
+
+  it('BRL: cancel at Feb 25 with refund none scheduled Jan 15, before the charge was pending, then cancelled now on Feb 23 with refund none while the charge fails: once mended the seats are charged Feb 17 – Feb 25, 857, not to Mar 1', async () => {
+    const { id, mend } = await pendingChargeFailing(db, 'BRL', {
+      beforeFebruary: (sub) =>
+        cancel(sub, { when: 'date', cancelAt: feb25, refundType: 'none' }, d('2027-01-15T00:00:00Z')),
+    });
+    const feb23 = d('2027-02-23T00:00:00Z');
+    try {
+      expect(await stateOf(db, id)).toMatchObject({
+        status: 'ACTIVE',
+        cancel_at: feb25,
+        add_on_charge_at: feb17,
+      });
+      const cancelled = await cancel(id, { when: 'now', refundType: 'none' }, feb23);
+      expect(cancelled.subscription).toMatchObject({
+        status: 'CANCELLED',
+        cancelled_at: feb23,
+        cancel_at: null,
+      });
+      expect(await activityData(db, id, 'subscription.cancelled')).toMatchObject({
+        add_on_charge_pending: { since: feb17.toISOString() },
+      });
+    } finally {
+      await mend();
+    }
+    // Made first (on Feb 23 or any time before), the charge was to the scheduled cancel_at, Feb 25
+    // (an add-on charged after a scheduled cancellation is charged to cancel_at only):
+    // 2 × 1500 × 8/28 = 857.14 → 857; the cancellation now with refund none gave nothing back.
+    // Before: the cancel_at it replaced was forgotten, 1286 to Mar 1.
+    await renewDueSubscriptions(db, 'scheduler', d('2027-02-23T00:01:00Z'));
+    expect((await invoicesOf(db, id)).slice(2)).toEqual([chargeInvoice(857n, feb25)]);
+    expect((await stateOf(db, id)).add_on_charge_at).toBeNull();
+    expect(await ledgerIn(app, 'BRL')).toEqual({ 'receivable:customer': 10357, revenue: -10357 });
   });
 
   it("SGD: cancelled now on Mar 10 with a full refund of March (8500, paid by customer credit) while February's charge fails: the refund reaches March only, so once mended the seats Feb 17 – Mar 1 are still charged, 1286", async () => {

@@ -36,12 +36,14 @@ export async function pendingChargeFailing(
     customer?: string;
     paymentMethodId?: string;
     taxRatePpm?: number;
-    /** Run after January is invoiced, before February is (customer credit for February, say). */
-    beforeFebruary?: () => Promise<unknown>;
+    /** Run after January is invoiced, before February is (customer credit for February, say), with the subscription's id. */
+    beforeFebruary?: (id: string) => Promise<unknown>;
     /** Refuse only the charge's invoice (`period_start` Feb 17), not the other add-on invoices. */
     chargeOnly?: boolean;
     /** The plan's metered prices, as `insertPlan` takes them. */
     metered?: unknown;
+    /** A fixed term of this many billing cycles (`repeat`). */
+    repeat?: number;
   } = {},
 ) {
   const plan = await insertPlan(db, {
@@ -58,6 +60,7 @@ export async function pendingChargeFailing(
       customerId: o.customer ?? (await insertCustomer(db)),
       planId: plan,
       paymentMethodId: o.paymentMethodId,
+      ...(o.repeat === undefined ? {} : { repeat: o.repeat }),
     },
     d('2027-01-01T00:00:00Z'),
   );
@@ -69,7 +72,7 @@ export async function pendingChargeFailing(
     { addOnId: seats, quantity: 1, proration: 'none' },
     d('2027-01-01T00:00:00Z'),
   );
-  await o.beforeFebruary?.();
+  await o.beforeFebruary?.(id);
   const february = (await renewSubscription(db, 'system', id, d('2027-02-01T00:00:00Z')))!.invoices[0]!;
   expect(february.total).toBe(5500n);
   await inUnitOfWork(db, { actor: 'system' }, async (work) =>
