@@ -248,6 +248,8 @@ export async function startRuntime(config: Config, role: Role, log: Logger): Pro
         'METRICS_PORT',
       ));
     }
+    // The port bound, for an operator (and a test) that set PORT or METRICS_PORT to 0: any free one.
+    if (url) log.info({ role, port: Number(new URL(url).port) }, `listening on ${url}`);
     const listening = server;
     if (listening) {
       started.push(

