@@ -63,6 +63,8 @@ export interface EmbeddedOptions {
    * server process (`start`, `web`, `worker`) owns its cluster, one-off CLI commands join it.
    */
   exclusive?: boolean;
+  /** Where a start's ports come from (default `freePort`); a test hands out a taken port first. */
+  pickPort?: () => Promise<number>;
 }
 
 /**
@@ -455,7 +457,8 @@ export async function startEmbeddedPostgres(
     });
     return { cluster, state };
   };
-  let port = await freePort();
+  const pickPort = options.pickPort ?? freePort;
+  let port = await pickPort();
   let { cluster, state } = clusterOn(port);
   if (fresh) await cluster.initialise();
   // A pre-#22 cluster: the file is written before its password changes, so a start that fails in
@@ -475,7 +478,7 @@ export async function startEmbeddedPostgres(
           { dir: databaseDir, port },
           'embedded PostgreSQL port taken meanwhile: trying another',
         );
-        port = await freePort();
+        port = await pickPort();
         ({ cluster, state } = clusterOn(port));
         continue;
       }
