@@ -219,6 +219,8 @@ describe('a pending add-on charge that keeps failing never blocks a cancellation
       .select(['period_index', 'subtotal', 'tax', 'total', 'period_start', 'period_end'])
       .where('subscription_id', '=', id)
       .orderBy('created_at')
+      // Invoices made in one transaction share created_at: in the order numbered.
+      .orderBy('number')
       .orderBy('id')
       .execute();
     expect(after.slice(2)).toEqual([

@@ -105,6 +105,8 @@ export const invoicesOf = (db: Db, id: string) =>
     .select(['id', 'period_index', 'billing_reason', 'status', 'total', 'period_start', 'period_end'])
     .where('subscription_id', '=', id)
     .orderBy('created_at')
+    // Invoices made in one transaction share created_at: in the order numbered.
+    .orderBy('number')
     .orderBy('id')
     .execute();
 
