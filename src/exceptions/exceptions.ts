@@ -423,6 +423,33 @@ export async function resolveOccurrenceExceptions(
 }
 
 /**
+ * Resolves, in `work`, the open `amount_not_representable` exceptions about the attempts of invoice
+ * `invoiceId` (`inv_…`) once it ended without them: paid another way (a charge by hand, an offline
+ * payment, a prorated credit) or voided. Each such exception was raised on a failed attempt of the
+ * invoice (payments/charges.ts `setAsideUnsendableCharge`: Stripe `amount_too_small` for USD 0.30,
+ * an Authorize.Net account that does not process CAD), asking a person to do just that; `note` says
+ * how the invoice ended. Each gets a `reconciliation_exception.resolved` activity.
+ * @returns how many were resolved
+ */
+export async function resolveSetAsideCharges(
+  work: UnitOfWork,
+  invoiceId: string,
+  note: string,
+): Promise<number> {
+  const rows = await work.trx
+    .updateTable('reconciliation_exceptions')
+    .set({ status: 'resolved', resolved_at: new Date() })
+    .where('kind', '=', 'amount_not_representable')
+    .where('status', '=', 'open')
+    .where('transaction_id', 'in', (eb) =>
+      eb.selectFrom('transactions').select('id').where('invoice_id', '=', invoiceId),
+    )
+    .returning(EXCEPTION_SUBJECT)
+    .execute();
+  return resolvedBy(work, rows, note);
+}
+
+/**
  * Resolves, with `note`, the open `settlement_unread` exceptions of the gateway account (`gateway`,
  * `gatewayAccount`: null for its default account) whose left-out item (`details.id`, a gateway payout
  * id) is among `payoutIds`: a later settlement sync read it and booked it as a payout
