@@ -11,6 +11,7 @@ import type {
   OfflinePaymentRow,
 } from '../db/schema.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
+import { resolveSetAsideCharges } from '../exceptions/exceptions.ts';
 import { postEntry } from '../ledger/journal.ts';
 import {
   badDebtRecovered,
@@ -669,7 +670,10 @@ function dueDate(finalizedAt: Date, terms: number): Date {
  * books as credit). When a
  * subscription's invoice becomes PAID, the subscription may become ACTIVE again
  * (`reinstateAfterPayment`, resuming as `policy` says: the configuration's
- * `BILL_SUSPENDED_SUBSCRIPTIONS`, as the renewal sweep reads it).
+ * `BILL_SUSPENDED_SUBSCRIPTIONS`, as the renewal sweep reads it). Once it is paid up, the open
+ * `amount_not_representable` exceptions of the attempts the collection sweep set it aside with
+ * (payments/charges.ts `setAsideUnsendableCharge`) are resolved, their note naming `paidBy`.
+ * @param paidBy what paid it, for that note: `charge txn_… (stripe)`, `offline payment op_… (BANK)`
  */
 export async function applyPayment(
   work: UnitOfWork,
@@ -677,6 +681,7 @@ export async function applyPayment(
   amount: bigint,
   now: Date = new Date(),
   policy: RenewalPolicy = DEFAULT_RENEWAL_POLICY,
+  paidBy = 'a payment',
 ): Promise<void> {
   const paid = invoice.amount_paid + amount;
   const owed = invoice.total - invoice.credit_applied - invoice.proration_credited - paid;
@@ -725,6 +730,13 @@ export async function applyPayment(
     amount_due: due,
     ...(invoice.status === 'UNCOLLECTIBLE' ? { bad_debt_recovered: recovered } : {}),
   });
+  if (settled) {
+    await resolveSetAsideCharges(
+      work,
+      invoice.id,
+      `invoice ${invoice.id} was paid by ${paidBy} (${paid} ${invoice.currency} paid in all): nothing is left to charge`,
+    );
+  }
   if (settled && invoice.subscription_id) {
     await reinstateAfterPayment(work, invoice.subscription_id, invoice.id, now, policy);
   }
@@ -961,7 +973,9 @@ export async function voidInvoice(
  * the receivable) and the credit applied to it goes back to the customer (`returnAppliedCredit`); what
  * prorated changes credited to it while owed (`proration_credited`) goes back to revenue and tax
  * payable, not to the customer (`undoProrationCredit`): that time was never paid.
- * Records `invoice.voided` with `data` beside `from` (why, when another flow voids it).
+ * Records `invoice.voided` with `data` beside `from` (why, when another flow voids it). The open
+ * `amount_not_representable` exceptions of the attempts the collection sweep set it aside with
+ * (payments/charges.ts `setAsideUnsendableCharge`) are resolved: nothing is left to charge.
  * @throws ConflictError `invoice_not_voidable` once money was paid or a charge is in flight
  */
 export async function voidLocked(
@@ -989,6 +1003,8 @@ export async function voidLocked(
     .where('id', '=', id)
     .execute();
   await invoiceActivity(work, invoice, 'invoice.voided', { from: invoice.status, ...data });
+  const why = typeof data.reason === 'string' ? ` (${data.reason})` : '';
+  await resolveSetAsideCharges(work, id, `invoice ${id} was voided${why}: nothing is left to charge`);
 }
 
 /** A payment received outside any gateway. Amount in minor units of the invoice's currency. */
@@ -1088,7 +1104,14 @@ export async function recordOfflinePayment(
       method: payment.method,
       amount: payment.amount,
     });
-    await applyPayment(work, invoice, payment.amount, new Date(), policy);
+    await applyPayment(
+      work,
+      invoice,
+      payment.amount,
+      new Date(),
+      policy,
+      `offline payment ${row.id} (${payment.method})`,
+    );
   });
   return getInvoice(db, id);
 }

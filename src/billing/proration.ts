@@ -2,6 +2,7 @@ import { type Kysely, sql } from 'kysely';
 import type { Db } from '../db/database.ts';
 import type { Database, InvoiceRow, SubscriptionRow } from '../db/schema.ts';
 import { ConflictError, ValidationError } from '../errors.ts';
+import { resolveSetAsideCharges } from '../exceptions/exceptions.ts';
 import { chart } from '../ledger/chart.ts';
 import { postEntry } from '../ledger/journal.ts';
 import { entryKeys, prorationCredited, prorationCreditedOnInvoice } from '../ledger/movements.ts';
@@ -628,6 +629,11 @@ export async function creditInvoice(
       paid_by: 'proration_credit',
       proration_credited: credited,
     });
+    await resolveSetAsideCharges(
+      work,
+      invoice.id,
+      `invoice ${invoice.id} was paid by a prorated credit (${credited} ${invoice.currency} credited in all): nothing is left to charge`,
+    );
   }
   return settled;
 }

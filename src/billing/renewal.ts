@@ -499,6 +499,9 @@ export interface Renewal {
   pendingChargeFailed?: string;
 }
 
+/** What {@link leftPendingData} adds to an activity's data: `add_on_charge_pending`, or nothing. */
+export type LeftPending = { add_on_charge_pending?: { since: Date | null; error: string } };
+
 /**
  * The `add_on_charge_pending` of the activity of what a person or dunning did to `subscription` (as
  * it was before its renewal up to now) when that renewal (`renewal`, with `'try'`) left the add-on
@@ -508,7 +511,7 @@ export interface Renewal {
 export function leftPendingData(
   subscription: Pick<SubscriptionRow, 'add_on_charge_at'>,
   renewal: Pick<Renewal, 'pendingChargeFailed'>,
-): { add_on_charge_pending?: { since: Date | null; error: string } } {
+): LeftPending {
   if (renewal.pendingChargeFailed === undefined) return {};
   return {
     add_on_charge_pending: { since: subscription.add_on_charge_at, error: renewal.pendingChargeFailed },

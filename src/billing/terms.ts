@@ -5,7 +5,15 @@ import type { UnitOfWork } from '../ledger/unit-of-work.ts';
 import { openCustomerOnce } from './customer-status.ts';
 import { periodAt } from './periods.ts';
 import { getPlan } from './plans.ts';
-import { cadenceOf, DEFAULT_RENEWAL_POLICY, invoicePeriod, RENEWABLE, renewLocked } from './renewal.ts';
+import {
+  cadenceOf,
+  DEFAULT_RENEWAL_POLICY,
+  invoicePeriod,
+  type LeftPending,
+  leftPendingData,
+  RENEWABLE,
+  renewLocked,
+} from './renewal.ts';
 
 /**
  * Fixed terms (Billby's `repeat`, seed 001): a subscription with `repeat` = n is billed for periods
@@ -96,8 +104,10 @@ export function cyclesRemaining(
  * Not billed statuses (SUSPENDED, CANCELLED) and subscriptions without a term get no invoice.
  * An add-on charge pending since a payment's reactivation whose making fails is left pending
  * (renewal.ts `renewLocked` with `'try'`): the term is invoiced all the same and the renewal sweep
- * makes the charge once it can.
- * @returns the subscription as it is now and the invoices made (the catch-up renewal's first)
+ * makes the charge once it can; `leftPending` then names it (`add_on_charge_pending`: since, error,
+ * renewal.ts `leftPendingData`) for the `subscription.settled` activity, as the other paths' do.
+ * @returns the subscription as it is now, the invoices made (the catch-up renewal's first) and
+ * `leftPending` (empty unless the charge was left pending)
  * @throws ConflictError `settle_scheduled_change` when a plan change is scheduled (the later periods'
  * prices are not known yet); `settle_metered_plan` when the plan has metered prices (usage is billed
  * in arrears, so a future period's invoice cannot carry it)
@@ -106,9 +116,9 @@ export async function invoiceRemainingCycles(
   work: UnitOfWork,
   subscription: SubscriptionRow,
   now: Date,
-): Promise<{ subscription: SubscriptionRow; invoices: InvoiceRow[] }> {
+): Promise<{ subscription: SubscriptionRow; invoices: InvoiceRow[]; leftPending: LeftPending }> {
   if (subscription.repeat === null || !RENEWABLE.includes(subscription.status)) {
-    return { subscription, invoices: [] };
+    return { subscription, invoices: [], leftPending: {} };
   }
   if (subscription.scheduled_plan_id !== null) {
     throw new ConflictError(
@@ -127,10 +137,13 @@ export async function invoiceRemainingCycles(
   // ('try'), as every change by hand leaves it: the renewal sweep makes it once it can, for the period
   // holding its moment, its own invoice, none of the term's periods invoiced here.
   const renewal = await renewLocked(work, subscription, plan, now, DEFAULT_RENEWAL_POLICY, 'try');
+  const leftPending = leftPendingData(subscription, renewal);
   let current = renewal.subscription;
   const invoices = [...renewal.invoices];
   const repeat = current.repeat;
-  if (repeat === null || !RENEWABLE.includes(current.status)) return { subscription: current, invoices };
+  if (repeat === null || !RENEWABLE.includes(current.status)) {
+    return { subscription: current, invoices, leftPending };
+  }
   const cadence = cadenceOf(current, plan);
   const customer = openCustomerOnce(work.trx, current.customer_id);
   for (let index = (current.current_period_index ?? -1) + 1; index < repeat; index++) {
@@ -145,5 +158,5 @@ export async function invoiceRemainingCycles(
     .where('id', '=', current.id)
     .returningAll()
     .executeTakeFirstOrThrow();
-  return { subscription: current, invoices };
+  return { subscription: current, invoices, leftPending };
 }

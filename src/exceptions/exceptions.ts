@@ -1,4 +1,4 @@
-import { type Kysely, sql } from 'kysely';
+import { type Kysely, type RawBuilder, sql } from 'kysely';
 import { recordActivity } from '../activities/activities.ts';
 import { newId } from '../db/ids.ts';
 import type { Database, ReconciliationExceptionRow, TransactionRow } from '../db/schema.ts';
@@ -211,11 +211,36 @@ const EXCEPTION_SUBJECT = [
 type ExceptionSubject = Pick<ReconciliationExceptionRow, (typeof EXCEPTION_SUBJECT)[number]>;
 
 /**
+ * The customer of a payment, as SQL: the payment's own customer, else its invoice's (the rule a
+ * payment refund stores, payments/refunds.ts `createRefund`); null when `transactionId` (a `txn_…`,
+ * or a query giving one) names none or no payment. The one place this rule is read from the database.
+ */
+function paymentCustomerSql(
+  transactionId: string | null | RawBuilder<string | null>,
+): RawBuilder<string | null> {
+  return sql<string | null>`(SELECT coalesce(t.customer_id, i.customer_id) FROM transactions t
+    LEFT JOIN invoices i ON i.id = t.invoice_id WHERE t.id = ${transactionId}::text)`;
+}
+
+/**
+ * The customer (`cus_…`) payment `transactionId` is about, for the activities of what happens to it
+ * (a dispute's: payments/disputes.ts): its own customer, else its invoice's, as refunds and
+ * exceptions name it ({@link exceptionCustomer}). Null when it names neither.
+ */
+export async function paymentCustomer(trx: Kysely<Database>, transactionId: string): Promise<string | null> {
+  const found = await sql<{
+    customer: string | null;
+  }>`SELECT ${paymentCustomerSql(transactionId)} AS customer`.execute(trx);
+  return found.rows[0]?.customer ?? null;
+}
+
+/**
  * The customer (`cus_…`) an exception is about, for its activities (and so the outbound
  * `reconciliation_exception.opened` event, and `GET /v1/activities?customer=`): its payment's
- * customer, else that payment's invoice's; else its refund's (`refunds.customer_id`); else that of
- * the payment its settlement line matched; else the invoice its `details.invoice` names. Null when
- * it names none of them (an event about a payment billhook does not know, a payout's fee).
+ * customer, else that payment's invoice's ({@link paymentCustomer}); else its refund's
+ * (`refunds.customer_id`); else that of the payment its settlement line matched; else the invoice its
+ * `details.invoice` names. Null when it names none of them (an event about a payment billhook does
+ * not know, a payout's fee).
  */
 export async function exceptionCustomer(
   trx: Kysely<Database>,
@@ -223,14 +248,13 @@ export async function exceptionCustomer(
 ): Promise<string | null> {
   const invoice = typeof row.details?.invoice === 'string' ? row.details.invoice : null;
   if (!row.transaction_id && !row.refund_id && !row.settlement_line_id && !invoice) return null;
+  const lineTransaction = sql<string | null>`(SELECT transaction_id FROM settlement_lines
+    WHERE id = ${row.settlement_line_id}::text)`;
   const found = await sql<{ customer: string | null }>`
     SELECT coalesce(
-      (SELECT coalesce(t.customer_id, i.customer_id) FROM transactions t
-        LEFT JOIN invoices i ON i.id = t.invoice_id WHERE t.id = ${row.transaction_id}::text),
+      ${paymentCustomerSql(row.transaction_id)},
       (SELECT customer_id FROM refunds WHERE id = ${row.refund_id}::text),
-      (SELECT coalesce(t.customer_id, i.customer_id) FROM settlement_lines l
-        JOIN transactions t ON t.id = l.transaction_id LEFT JOIN invoices i ON i.id = t.invoice_id
-        WHERE l.id = ${row.settlement_line_id}::text),
+      ${paymentCustomerSql(lineTransaction)},
       (SELECT customer_id FROM invoices WHERE id = ${invoice}::text)
     ) AS customer`.execute(trx);
   return found.rows[0]?.customer ?? null;
@@ -417,6 +441,33 @@ export async function resolveOccurrenceExceptions(
     .where('kind', '=', exception.kind)
     .where('occurrence', '=', exception.occurrence)
     .where('status', '=', 'open')
+    .returning(EXCEPTION_SUBJECT)
+    .execute();
+  return resolvedBy(work, rows, note);
+}
+
+/**
+ * Resolves, in `work`, the open `amount_not_representable` exceptions about the attempts of invoice
+ * `invoiceId` (`inv_…`) once it ended without them: paid another way (a charge by hand, an offline
+ * payment, a prorated credit) or voided. Each such exception was raised on a failed attempt of the
+ * invoice (payments/charges.ts `setAsideUnsendableCharge`: Stripe `amount_too_small` for USD 0.30,
+ * an Authorize.Net account that does not process CAD), asking a person to do just that; `note` says
+ * how the invoice ended. Each gets a `reconciliation_exception.resolved` activity.
+ * @returns how many were resolved
+ */
+export async function resolveSetAsideCharges(
+  work: UnitOfWork,
+  invoiceId: string,
+  note: string,
+): Promise<number> {
+  const rows = await work.trx
+    .updateTable('reconciliation_exceptions')
+    .set({ status: 'resolved', resolved_at: new Date() })
+    .where('kind', '=', 'amount_not_representable')
+    .where('status', '=', 'open')
+    .where('transaction_id', 'in', (eb) =>
+      eb.selectFrom('transactions').select('id').where('invoice_id', '=', invoiceId),
+    )
     .returning(EXCEPTION_SUBJECT)
     .execute();
   return resolvedBy(work, rows, note);

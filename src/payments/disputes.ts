@@ -7,7 +7,12 @@ import { lockInvoice } from '../billing/invoices.ts';
 import { statusesWorkedAgain } from '../billing/period-statuses.ts';
 import { newId } from '../db/ids.ts';
 import type { Database, DisputeRow, DisputeStatus, RefundRow, TransactionRow } from '../db/schema.ts';
-import { exceptionNames, raiseException, resolveOccurrenceExceptions } from '../exceptions/exceptions.ts';
+import {
+  exceptionNames,
+  paymentCustomer,
+  raiseException,
+  resolveOccurrenceExceptions,
+} from '../exceptions/exceptions.ts';
 import { capabilitiesOf } from '../gateways/registry.ts';
 import { postEntry } from '../ledger/journal.ts';
 import {
@@ -695,7 +700,7 @@ async function wonAfterLoss(
     resourceType: 'dispute',
     resourceId: dispute.id,
     action: 'dispute.won',
-    customerId: transaction.customer_id,
+    customerId: await paymentCustomer(work.trx, transaction.id),
     data: { transaction: transaction.id, amount: dispute.amount, currency: dispute.currency },
   });
   await postEntry(
@@ -925,7 +930,7 @@ export async function recordDispute(
     resourceType: 'dispute',
     resourceId: dispute.id,
     action: `dispute.${dispute.status === 'open' ? 'opened' : dispute.status}`,
-    customerId: transaction.customer_id,
+    customerId: await paymentCustomer(work.trx, transaction.id),
     data: { transaction: transaction.id, amount: dispute.amount, currency: dispute.currency },
   });
   const booked = await postDispute(work, dispute, transaction);

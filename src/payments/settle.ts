@@ -32,9 +32,11 @@ export interface Settlement {
  * oldest first, through the gateway of the subscription's payment method (the customer's default
  * when it has none). An invoice that cannot be charged (a charge already in flight, no payment
  * method, gateway not configured) is reported with its error and the others are still charged.
- * Logs `subscription.settled` with the invoices made and each invoice's outcome.
+ * Logs `subscription.settled` with the invoices made and each invoice's outcome, and
+ * `add_on_charge_pending` (since, error) when the term's renewal left that charge pending.
  * @param policy the configuration's renewal policy (`BILL_SUSPENDED_SUBSCRIPTIONS`), under which a
  * charge that reinstates the subscription resumes it (billing/reinstate.ts)
+ * @param now when the term is settled (its catch-up renewal and the invoices' `charge_at`): now by default
  * @throws NotFoundError when there is no subscription `id`
  * @throws ConflictError as `invoiceRemainingCycles` (nothing is invoiced or charged then)
  */
@@ -45,14 +47,15 @@ export async function settleSubscription(
   id: string,
   onOverpaid: OnOverpaid,
   policy: RenewalPolicy = DEFAULT_RENEWAL_POLICY,
+  now: Date = new Date(),
 ): Promise<Settlement> {
   const subscription = await getSubscription(db, id);
-  const invoiced =
+  const { invoices: invoiced, leftPending } =
     subscription.repeat === null
-      ? []
+      ? { invoices: [], leftPending: {} }
       : await inUnitOfWork(db, { actor }, async (work) => {
           const locked = await lockSubscription(work, id);
-          return (await invoiceRemainingCycles(work, locked!, new Date())).invoices;
+          return invoiceRemainingCycles(work, locked!, now);
         });
   const open = await db
     .selectFrom('invoices')
@@ -103,6 +106,9 @@ export async function settleSubscription(
           transaction: r.transaction?.id ?? null,
           error: r.error?.code ?? null,
         })),
+        // An add-on charge pending since a payment's reactivation that the term's renewal tried and
+        // left pending (its making failed), as the other paths' activities name it.
+        ...leftPending,
       },
     });
   });

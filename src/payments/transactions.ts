@@ -360,7 +360,14 @@ export async function recordChargeResult(
     }
     if (invoice) {
       // A partial capture pays the invoice down by what moved; the rest stays due (OPEN, chargeable).
-      await applyPayment(work, invoice, moved, new Date(), policy);
+      await applyPayment(
+        work,
+        invoice,
+        moved,
+        new Date(),
+        policy,
+        `charge ${transactionId} (${transaction.gateway})`,
+      );
       if (moved > invoice.amount_due) excess = moved - invoice.amount_due;
       if (customer && excess > 0n) {
         // Paid beyond what the invoice asked: the customer's credit, for their next invoices or a refund.

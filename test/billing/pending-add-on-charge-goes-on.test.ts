@@ -5,7 +5,11 @@ import { createCoupon } from '../../src/billing/coupons.ts';
 import { previewSubscriptionAddOn } from '../../src/billing/preview.ts';
 import { changeSubscription } from '../../src/billing/proration.ts';
 import { DUNNING_REASON, reinstateAfterPayment } from '../../src/billing/reinstate.ts';
-import { lockSubscription, renewDueSubscriptions } from '../../src/billing/renewal.ts';
+import {
+  DEFAULT_RENEWAL_POLICY,
+  lockSubscription,
+  renewDueSubscriptions,
+} from '../../src/billing/renewal.ts';
 import { cancelScheduledChange } from '../../src/billing/scheduled-change.ts';
 import { redeemAddOnCoupon, setSubscriptionAddOn } from '../../src/billing/subscription-add-ons.ts';
 import { transitionSubscription } from '../../src/billing/subscription-status.ts';
@@ -22,6 +26,7 @@ import { recordUsageEvent } from '../../src/billing/usage.ts';
 import type { Db } from '../../src/db/database.ts';
 import { inUnitOfWork } from '../../src/ledger/unit-of-work.ts';
 import { cancelSubscriptionWithRefund } from '../../src/payments/cancellations.ts';
+import { settleSubscription } from '../../src/payments/settle.ts';
 import { DAY_MS } from '../../src/time.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { customerWith, downgradeCredit, ledgerIn } from '../support/collection.ts';
@@ -211,6 +216,48 @@ describe('a pending add-on charge that keeps failing never blocks what a person 
     expect(await ledgerIn(app, 'KRW')).toEqual({ 'receivable:customer': 95786, revenue: -95786 });
   });
 
+  it("THB: settling a 12-cycle term on Feb 21 while the charge fails logs subscription.settled naming add_on_charge_pending (since Feb 17, the charge's error), as a suspension's or a cancellation's activity does", async () => {
+    const { id, mend } = await pendingChargeFailing(db, 'THB', { repeat: 12, chargeOnly: true });
+    try {
+      const settled = await settleSubscription(
+        db,
+        'system',
+        { registry: app.runtime.registry, accounts: app.runtime.accounts },
+        id,
+        async () => {},
+        DEFAULT_RENEWAL_POLICY,
+        feb21,
+      );
+      // March – December, 10 × 8500, invoiced all the same; none charged (the customer has no card).
+      expect(settled.invoiced.map((i) => i.total)).toEqual(Array(10).fill(8500n));
+      expect(settled.results.every((r) => r.transaction === null)).toBe(true);
+      // Before: the activity said nothing of the charge left pending.
+      expect(await activityData(db, id, 'subscription.settled')).toMatchObject({
+        invoiced: settled.invoiced.map((i) => i.id),
+        add_on_charge_pending: {
+          since: feb17.toISOString(),
+          error: expect.stringContaining('add-on charge refused'),
+        },
+      });
+      expect(await stateOf(db, id)).toMatchObject({ status: 'ACTIVE', add_on_charge_at: feb17 });
+    } finally {
+      await mend();
+    }
+    // Settled again once mended: the charge is made by the settle's own renewal, and its activity names
+    // nothing pending.
+    const again = await settleSubscription(
+      db,
+      'system',
+      { registry: app.runtime.registry, accounts: app.runtime.accounts },
+      id,
+      async () => {},
+      DEFAULT_RENEWAL_POLICY,
+      d('2027-02-21T00:01:00Z'),
+    );
+    expect(again.invoiced.map((i) => i.total)).toEqual([1286n]);
+    expect(await activityData(db, id, 'subscription.settled')).not.toHaveProperty('add_on_charge_pending');
+    expect((await stateOf(db, id)).add_on_charge_at).toBeNull();
+  });
   it('DKK: the seats the charge is for, lowered 3 → 1 or raised 3 → 4 on Feb 21, are 409 add_on_charge_pending (field quantity), nothing changed; once mended 1286, and then lowered they charge nothing more', async () => {
     const { id, seats, mend } = await pendingChargeFailing(db, 'DKK');
     try {

@@ -456,4 +456,67 @@ describe('Authorize.Net: a currency the account does not process', () => {
     expect(sent).toHaveLength(1);
     expect((await rowsOf(due.id)).transactions).toHaveLength(1);
   });
+  it('a CAD 100.00 invoice the sweep set aside on a USD-only account: its exception is resolved once a bank transfer of 100.00 pays it, the note naming the payment', async () => {
+    const base = 'https://anet-usd-only-paid-offline.test';
+    const account = await anetAccount(base);
+    const customer = (await app.api('POST', '/v1/customers', { email: 'hedy@example.com' })).body;
+    const card = await app.api('POST', '/v1/payment-methods', {
+      customer: customer.id,
+      gateway: 'authorizenet',
+      gateway_token: TOKEN,
+      gateway_account: account,
+    });
+    expect(card.status).toBe(201);
+    const dueAt = new Date('2027-11-01T06:00:00Z');
+    const draft = await createInvoice(app.runtime.db, 'system', {
+      customerId: customer.id,
+      currency: 'CAD',
+      lines: [{ description: 'Instalment', unitAmount: 10_000n, quantity: 1, type: 'CHARGE' }],
+      chargeAt: dueAt,
+    });
+    const due = await finalizeInvoice(app.runtime.db, 'system', draft.id);
+    const config = { DUNNING_RETRY_DAYS: [1, 3], DUNNING_FINAL_ACTION: 'SUSPEND' as const };
+    usdOnly(base);
+    const sent = transactions(base);
+    const swept = await chargeDueInvoices(app.runtime.db, 'scheduler', app.runtime, config, dueAt);
+    const attempt = swept.charged.find((c) => c.invoiceId === due.id);
+    expect(attempt).toMatchObject({ outcome: 'failed', reason: 'amount_not_representable' });
+    expect(sent).toEqual([]);
+    const listed = await app.api('GET', '/v1/reconciliation-exceptions?status=open&limit=100');
+    const exception = listed.body.data.find(
+      (e: { transaction: string }) => e.transaction === attempt?.transactionId,
+    );
+    expect(exception).toMatchObject({ kind: 'amount_not_representable', gateway: 'authorizenet' });
+
+    const paid = await app.api('POST', `/v1/invoices/${due.id}/payments`, {
+      method: 'BANK',
+      amount: 10_000,
+      reference: 'wire 7731',
+    });
+    expect(paid.status).toBe(201);
+    expect(paid.body).toMatchObject({ status: 'PAID', amount_paid: 10_000, amount_due: 0 });
+    // Before: still open, asking a person to void, reissue or record a payment already recorded.
+    expect((await app.api('GET', `/v1/reconciliation-exceptions/${exception.id}`)).body).toMatchObject({
+      status: 'resolved',
+      resolved_at: expect.any(String),
+    });
+    const payment = await app.runtime.db
+      .selectFrom('offline_payments')
+      .select('id')
+      .where('invoice_id', '=', due.id)
+      .executeTakeFirstOrThrow();
+    const log = await app.api('GET', `/v1/activities?resource=${exception.id}&limit=100`);
+    expect(log.body.data.map((a: { action: string }) => a.action)).toEqual([
+      'reconciliation_exception.opened',
+      'reconciliation_exception.resolved',
+    ]);
+    expect(log.body.data[1]).toMatchObject({
+      customer: customer.id,
+      data: {
+        kind: 'amount_not_representable',
+        note: `invoice ${due.id} was paid by offline payment ${payment.id} (BANK) (10000 CAD paid in all): nothing is left to charge`,
+      },
+    });
+    expect(sent).toEqual([]);
+  });
 });

@@ -177,6 +177,136 @@ describe('Stripe amount_too_small / amount_too_large are not retried by dunning'
     expect(paid.status).toBe(200);
     expect(paid.body.invoice).toMatchObject({ status: 'PAID', amount_paid: 30, amount_due: 0 });
   });
+  /**
+   * A USD 0.30 invoice of a new customer with a Stripe card, due at `due`, that the sweep set aside
+   * for `amount_too_small`, with its one open exception (GET /v1/reconciliation-exceptions).
+   */
+  async function setAsideTooSmall(email: string, due: string) {
+    const customer = (await app.api('POST', '/v1/customers', { email })).body;
+    const card = await app.api('POST', '/v1/payment-methods', {
+      customer: customer.id,
+      gateway: 'stripe',
+      gateway_token: 'pm_1RWJtyQ8iJWBZFaM7VUymbOi',
+      gateway_customer_id: 'cus_SRCIP043oBsNpV',
+    });
+    expect(card.status).toBe(201);
+    const dueAt = new Date(due);
+    const draft = await createInvoice(app.runtime.db, 'system', {
+      customerId: customer.id,
+      currency: 'USD',
+      lines: [{ description: 'Instalment', unitAmount: 30n, quantity: 1, type: 'CHARGE' }],
+      chargeAt: dueAt,
+    });
+    const invoice = await finalizeInvoice(app.runtime.db, 'system', draft.id);
+    nock(STRIPE_API_BASE)
+      .post('/v1/payment_intents')
+      .reply(400, stripeFixture('api.payment_intent.create.amount_too_small.error.json'));
+    const config = { DUNNING_RETRY_DAYS: [1, 3], DUNNING_FINAL_ACTION: 'SUSPEND' as const };
+    const swept = await chargeDueInvoices(app.runtime.db, 'scheduler', app.runtime, config, dueAt);
+    const attempt = swept.charged.find((c) => c.invoiceId === invoice.id);
+    expect(attempt).toMatchObject({ outcome: 'failed', reason: 'amount_too_small' });
+    const exception = await exceptionOf(attempt?.transactionId as string);
+    expect(exception).toMatchObject({ kind: 'amount_not_representable', status: 'open', resolved_at: null });
+    return { customer: customer.id as string, invoice: invoice.id, exception: exception.id as string };
+  }
+  /** The one exception (GET /v1/reconciliation-exceptions) about attempt `transactionId`. */
+  async function exceptionOf(transactionId: string) {
+    const listed = await app.api('GET', '/v1/reconciliation-exceptions?limit=100');
+    const mine = listed.body.data.filter((e: { transaction: string }) => e.transaction === transactionId);
+    expect(mine).toHaveLength(1);
+    return mine[0];
+  }
+  /** The `reconciliation_exception.resolved` activities of exception `id` (GET /v1/activities). */
+  async function resolutionsOf(id: string) {
+    const listed = await app.api('GET', `/v1/activities?resource=${id}&limit=100`);
+    expect(listed.status).toBe(200);
+    return listed.body.data.filter(
+      (a: { action: string }) => a.action === 'reconciliation_exception.resolved',
+    );
+  }
+
+  it('the exception of a USD 0.30 invoice set aside for amount_too_small is resolved once a charge by hand pays it, the note naming the charge', async () => {
+    const { customer, invoice, exception } = await setAsideTooSmall(
+      'ivo@example.com',
+      '2027-12-01T06:00:00Z',
+    );
+    stripeChargeSucceeds();
+    const paid = await app.api('POST', `/v1/invoices/${invoice}/charge`, {});
+    expect(paid.status).toBe(200);
+    expect(paid.body.invoice).toMatchObject({ status: 'PAID', amount_paid: 30, amount_due: 0 });
+    const charge = paid.body.transaction.id as string;
+    expect((await app.api('GET', `/v1/reconciliation-exceptions/${exception}`)).body).toMatchObject({
+      status: 'resolved',
+      resolved_at: expect.any(String),
+    });
+    expect(await resolutionsOf(exception)).toEqual([
+      expect.objectContaining({
+        customer,
+        data: {
+          kind: 'amount_not_representable',
+          note: expect.stringMatching(
+            new RegExp(`^invoice ${invoice} was paid by charge ${charge} \\(stripe\\)`),
+          ),
+        },
+      }),
+    ]);
+  });
+  it('the exception of a USD 0.30 invoice set aside for amount_too_small is resolved once an offline payment pays it, the note naming the payment; a part paid leaves it open', async () => {
+    const { invoice, exception } = await setAsideTooSmall('uma@example.com', '2027-12-02T06:00:00Z');
+    const part = await app.api('POST', `/v1/invoices/${invoice}/payments`, { method: 'BANK', amount: 10 });
+    expect(part.status).toBe(201);
+    expect(part.body).toMatchObject({ status: 'OPEN', amount_due: 20 });
+    expect((await app.api('GET', `/v1/reconciliation-exceptions/${exception}`)).body).toMatchObject({
+      status: 'open',
+    });
+    expect(await resolutionsOf(exception)).toEqual([]);
+
+    const rest = await app.api('POST', `/v1/invoices/${invoice}/payments`, {
+      method: 'CHECK',
+      amount: 20,
+      reference: 'chq 1042',
+    });
+    expect(rest.status).toBe(201);
+    expect(rest.body).toMatchObject({ status: 'PAID', amount_paid: 30, amount_due: 0 });
+    expect((await app.api('GET', `/v1/reconciliation-exceptions/${exception}`)).body).toMatchObject({
+      status: 'resolved',
+      resolved_at: expect.any(String),
+    });
+    const payment = await app.runtime.db
+      .selectFrom('offline_payments')
+      .select('id')
+      .where('invoice_id', '=', invoice)
+      .where('method', '=', 'CHECK')
+      .executeTakeFirstOrThrow();
+    expect(await resolutionsOf(exception)).toEqual([
+      expect.objectContaining({
+        data: {
+          kind: 'amount_not_representable',
+          note: expect.stringMatching(
+            new RegExp(`^invoice ${invoice} was paid by offline payment ${payment.id} \\(CHECK\\)`),
+          ),
+        },
+      }),
+    ]);
+  });
+  it('the exception of a USD 0.30 invoice set aside for amount_too_small is resolved once the invoice is voided, the note saying so', async () => {
+    const { invoice, exception } = await setAsideTooSmall('rex@example.com', '2027-12-03T06:00:00Z');
+    const voided = await app.api('POST', `/v1/invoices/${invoice}/void`, {});
+    expect(voided.status).toBe(200);
+    expect(voided.body).toMatchObject({ status: 'VOID', amount_due: 0 });
+    expect((await app.api('GET', `/v1/reconciliation-exceptions/${exception}`)).body).toMatchObject({
+      status: 'resolved',
+      resolved_at: expect.any(String),
+    });
+    expect(await resolutionsOf(exception)).toEqual([
+      expect.objectContaining({
+        data: {
+          kind: 'amount_not_representable',
+          note: expect.stringMatching(new RegExp(`^invoice ${invoice} was voided`)),
+        },
+      }),
+    ]);
+  });
   it('a subscription whose USD 0.30 invoice was set aside for amount_too_small stays ACTIVE and renews next period normally: the next invoice is filed and charged', async () => {
     await app.runtime.boss.offWork(QUEUES.subscriptionRenew);
     const customer = (await app.api('POST', '/v1/customers', { email: 'kim@example.com' })).body;
