@@ -55,6 +55,9 @@ describe('dispute activities name the customer of the payment, else of its invoi
 
     const log = await app.api('GET', `/v1/activities?resource=${dispute.id}&limit=100`);
     expect(log.body.data).toEqual([expect.objectContaining({ action: 'dispute.opened', customer })]);
+    // Listed under that customer too (before: only under the payment's own customer, none here).
+    const disputes = await app.api('GET', `/v1/disputes?customer=${customer}`);
+    expect(disputes.body.data.map((d: { id: string }) => d.id)).toEqual([dispute.id]);
     const ofCustomer = await app.api('GET', `/v1/activities?customer=${customer}&limit=100`);
     expect(ofCustomer.body.data).toContainEqual(
       expect.objectContaining({ resource: dispute.id, action: 'dispute.opened' }),

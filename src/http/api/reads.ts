@@ -219,7 +219,8 @@ export const readRoutes: ApiRoute[] = [
     resource: 'dispute',
     name: 'Dispute',
     tag: 'Disputes',
-    summary: "List disputes (filter by status, gateway, gateway_account, customer: its payment's)",
+    summary:
+      "List disputes (filter by status, gateway, gateway_account, customer: its payment's, else its invoice's)",
     readSummary: 'Read a dispute',
     query: DisputeListQuery,
     item: Dispute,
@@ -229,7 +230,13 @@ export const readRoutes: ApiRoute[] = [
       where: (query) =>
         query.customer
           ? [
-              sql<boolean>`transaction_id IN (SELECT id FROM transactions WHERE customer_id = ${query.customer})`,
+              // The payment's customer, else its invoice's, as the dispute's activities name it
+              // (exceptions/exceptions.ts paymentCustomer); each side by its own index.
+              sql<boolean>`transaction_id IN (
+                SELECT id FROM transactions WHERE customer_id = ${query.customer}
+                UNION ALL
+                SELECT t.id FROM transactions t JOIN invoices i ON i.id = t.invoice_id
+                WHERE t.customer_id IS NULL AND i.customer_id = ${query.customer})`,
             ]
           : [],
       map: serialize.dispute,

@@ -314,7 +314,7 @@ export const GatewayListQuery = ListQuery.extend({ ...ByGateway });
  */
 export const RefundListQuery = GatewayListQuery.extend({ ...byStatus(REFUND_STATUSES), ...ByCustomer });
 
-/** `GET /v1/disputes`: by status, gateway, gateway account and `customer` (its payment's). */
+/** `GET /v1/disputes`: by status, gateway, gateway account and `customer` (its payment's, else its invoice's). */
 export const DisputeListQuery = GatewayListQuery.extend({ ...byStatus(DISPUTE_STATUSES), ...ByCustomer });
 
 /**
