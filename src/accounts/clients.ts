@@ -1,6 +1,7 @@
 import type { GatewayName } from '../config/gateways.ts';
-import { noteEffect } from '../effects.ts';
-import { ConflictError } from '../errors.ts';
+import { noteEffect, watchEffects } from '../effects.ts';
+import { AppError, ConflictError } from '../errors.ts';
+import { accountCurrenciesOf } from '../gateways/currencies.ts';
 import type { AccountRegistry, GatewayRegistry } from '../gateways/registry.ts';
 import type { GatewayClient } from '../gateways/types.ts';
 
@@ -67,4 +68,29 @@ export async function clientForAccount(
       `gateway account ${account} has no API credentials configured`,
     );
   return adapter.client;
+}
+
+/**
+ * What `gateway`'s account `account` says it processes (gateways/currencies.ts `accountCurrenciesOf`:
+ * Authorize.Net getMerchantDetails, an HTTP call of up to `GATEWAY_TIMEOUT_MS` until its client caches
+ * the answer), asked before a unit of work locks anything, so no row lock is held across the call: a
+ * charge (payments/charges.ts `startCharge`) or a refund (payments/refunds.ts `askRefundAccounts`).
+ * Taking the client notes an effect; asking changes nothing, so the ask is noted as none (effects.ts).
+ * @returns the account's currencies, or undefined when unknown — also when the account cannot be taken
+ * (disabled, not configured, credentials unreadable: an AppError), which the unit of work then refuses
+ * in its own order
+ */
+export async function askAccountCurrencies(
+  clients: GatewayClients,
+  gateway: GatewayName,
+  account: string | null,
+): Promise<readonly string[] | undefined> {
+  try {
+    return await watchEffects({ changed: false }, async () =>
+      accountCurrenciesOf(await clientForAccount(clients, gateway, account)),
+    );
+  } catch (error) {
+    if (error instanceof AppError) return undefined;
+    throw error;
+  }
 }

@@ -1,4 +1,4 @@
-import { clientForAccount, type GatewayClients } from '../accounts/clients.ts';
+import { askAccountCurrencies, clientForAccount, type GatewayClients } from '../accounts/clients.ts';
 import { unscheduleCharge } from '../billing/charge-schedule.ts';
 import { assertCustomerOpen } from '../billing/customer-status.ts';
 import { gatewayPaymentMethod, getPaymentMethod, paymentMethodFor } from '../billing/customers.ts';
@@ -9,10 +9,9 @@ import { DEFAULT_RENEWAL_POLICY, type RenewalPolicy } from '../billing/renewal.t
 import type { Db } from '../db/database.ts';
 import { newId } from '../db/ids.ts';
 import type { InvoiceRow, TransactionRow } from '../db/schema.ts';
-import { watchEffects } from '../effects.ts';
 import { AppError, ConflictError } from '../errors.ts';
 import { raiseException } from '../exceptions/exceptions.ts';
-import { accountCurrenciesOf, assertAccountCurrency, assertGatewayCanTake } from '../gateways/currencies.ts';
+import { assertAccountCurrency, assertGatewayCanTake } from '../gateways/currencies.ts';
 import type { ChargeOutcome, ChargeRequest, GatewayName } from '../gateways/types.ts';
 import { type Actor, inUnitOfWork, type UnitOfWork } from '../ledger/unit-of-work.ts';
 import {
@@ -179,7 +178,7 @@ export async function startCharge(
 
 /**
  * The currencies the gateway account of the payment method that would charge `invoiceId` says it
- * processes (`accountCurrenciesOf`), read without any lock before `startCharge`'s unit of work, which
+ * processes (`askAccountCurrencies`), read without any lock before `startCharge`'s unit of work, which
  * re-reads the invoice and the method under lock and checks against this answer only for the same
  * account. Refusals here (no invoice or method, a disabled account) are left to that unit of work,
  * which makes them again in its order: undefined.
@@ -201,10 +200,7 @@ async function currenciesBeforeLock(
     if (!invoice || !['OPEN', 'UNCOLLECTIBLE'].includes(invoice.status) || invoice.amount_due <= 0n)
       return undefined;
     const method = await paymentMethodFor(db, invoice.customer_id, paymentMethodId);
-    // Taking the client notes an effect (effects.ts); asking the account's currencies changes nothing.
-    const currencies = await watchEffects({ changed: false }, async () =>
-      accountCurrenciesOf(await clientForAccount(gateways, method.gateway, method.gateway_account)),
-    );
+    const currencies = await askAccountCurrencies(gateways, method.gateway, method.gateway_account);
     return { gateway: method.gateway, account: method.gateway_account, currencies };
   } catch (error) {
     if (error instanceof AppError) return undefined;

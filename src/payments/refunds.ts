@@ -1,6 +1,6 @@
 import { type Kysely, sql } from 'kysely';
 import type { PgBoss } from 'pg-boss';
-import { clientForAccount, type GatewayClients } from '../accounts/clients.ts';
+import { askAccountCurrencies, clientForAccount, type GatewayClients } from '../accounts/clients.ts';
 import { recordActivity } from '../activities/activities.ts';
 import {
   disputeHolds,
@@ -42,12 +42,10 @@ import type {
   RefundStatus,
   TransactionRow,
 } from '../db/schema.ts';
-import { watchEffects } from '../effects.ts';
-import { AppError, ConflictError, NotFoundError, ValidationError } from '../errors.ts';
+import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { type NewException, raiseException, resolveRefundExceptions } from '../exceptions/exceptions.ts';
 import {
   type AskedCurrencies,
-  accountCurrenciesOf,
   accountKey,
   assertAccountCurrency,
   assertGatewayCanTake,
@@ -790,11 +788,11 @@ export async function refundInvoice(
 
 /**
  * What the gateway accounts of customer `customerId`'s succeeded gateway payments say they process
- * (`accountCurrenciesOf`: Authorize.Net getMerchantDetails, an HTTP call of up to
+ * (`askAccountCurrencies`: Authorize.Net getMerchantDetails, an HTTP call of up to
  * `GATEWAY_TIMEOUT_MS` until cached), asked before a refund's unit of work locks anything, so no row
  * lock is held across the call; `prepareInvoiceRefund` and `prepareRefunds` check each payment's
- * currency against it under the locks. A read: noted as no effect (effects.ts). An account that
- * cannot be taken (disabled, not configured) is left out: the unit of work refuses it in its order.
+ * currency against it under the locks. An account that cannot be taken (disabled, not configured) is
+ * unknown: the unit of work refuses it in its order.
  * @param customerId undefined (no such invoice or subscription): nothing asked
  */
 export async function askRefundAccounts(
@@ -811,17 +809,11 @@ export async function askRefundAccounts(
     .where('customer_id', '=', customerId)
     .where('status', '=', 'succeeded')
     .execute();
-  for (const { gateway, gateway_account } of accounts) {
-    try {
-      // Taking the client notes an effect; asking the account's currencies changes nothing.
-      const currencies = await watchEffects({ changed: false }, async () =>
-        accountCurrenciesOf(await clientForAccount(gateways, gateway, gateway_account)),
-      );
-      asked.set(accountKey(gateway, gateway_account), currencies);
-    } catch (error) {
-      if (!(error instanceof AppError)) throw error;
-    }
-  }
+  for (const { gateway, gateway_account } of accounts)
+    asked.set(
+      accountKey(gateway, gateway_account),
+      await askAccountCurrencies(gateways, gateway, gateway_account),
+    );
   return asked;
 }
 
